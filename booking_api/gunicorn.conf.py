@@ -1,0 +1,18 @@
+"""gunicorn settings for the `web` process (Procfile: gunicorn -c booking_api/gunicorn.conf.py)."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("WEB_THREADS", "1"))
+worker_class = os.environ.get("WEB_WORKER_CLASS", "sync")
+# A request never needs this long; a stuck worker is replaced instead of hanging clients.
+timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+graceful_timeout = 10
+keepalive = 5
+# Recycle workers now and then so that slow leaks cannot accumulate.
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
+max_requests_jitter = 2000
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+errorlog = "-"
+wsgi_app = "booking_api.wsgi:application"

@@ -1,0 +1,48 @@
+"""Middleware that keeps every error JSON: outages become 503s, oversized bodies 413s, and
+an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace)."""
+
+import logging
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from booking_api.exceptions import dependency_of, error_body, unavailable_response
+
+logger = logging.getLogger("booking_api.errors")
+
+
+class DependencyUnavailableMiddleware:
+    """Outermost middleware: it sees exceptions from every view, DRF or not."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        too_big = _declared_body_too_large(request)
+        if too_big:
+            return JsonResponse(
+                error_body(
+                    "request_too_large", f"The request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+                ),
+                status=413,
+            )
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        dependency = dependency_of(exception)
+        if dependency is not None:
+            return unavailable_response(dependency)
+        if request.path.startswith("/admin/"):
+            return None  # the admin keeps Django's own error pages
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return JsonResponse(error_body("server_error", "An unexpected error occurred."), status=500)
+
+
+def _declared_body_too_large(request) -> bool:
+    # DRF's parsers read the stream without Django's DATA_UPLOAD_MAX_MEMORY_SIZE check, so
+    # the declared length is checked here; WSGI never reads past Content-Length.
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -1,0 +1,293 @@
+"""Django settings for the booking service.
+
+Every setting is read from the environment (django-environ), with defaults that make a
+fresh checkout run on loopback with no further setup. Production switches (HTTPS
+redirect, HSTS, secure cookies, proxy headers) default to off because a TLS-terminating
+proxy sits in front in production and plain HTTP must work on 127.0.0.1.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env (see .env.example) is read when present; real environment variables win.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+# The secret key is required in any non-debug run so that production never starts with a
+# key that is published in the repository.
+if DEBUG:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-secret-key-only-for-debug-runs")
+else:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_yasg",
+    "core",
+]
+
+MIDDLEWARE = [
+    "booking_api.middleware.DependencyUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "booking_api.urls"
+WSGI_APPLICATION = "booking_api.wsgi.application"
+ASGI_APPLICATION = "booking_api.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data stores -----------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://root@127.0.0.1:5432/booking"),
+}
+# Persistent connections save a connect per request; health checks drop a connection that
+# died (PostgreSQL restart) instead of failing the next request with it.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
+DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Short socket timeouts: a Redis outage must surface as a 503 within a few seconds.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="booking"),
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        },
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth --------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "ALGORITHM": "HS256",
+}
+
+# --- REST framework ---------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "booking_api.pagination.StandardPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_FILTER_BACKENDS": [],
+    "EXCEPTION_HANDLER": "booking_api.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "booking_api.throttles.AnonThrottle",
+        "booking_api.throttles.UserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("THROTTLE_ANON", default="600/min"),
+        "user": env.str("THROTTLE_USER", default="1200/min"),
+        # Password guessing is the abuse to stop on login and signup, per client address.
+        "auth": env.str("THROTTLE_AUTH", default="60/min"),
+    },
+    # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
+    # (the default) the peer address identifies the client, so rotating the header
+    # cannot dodge the throttle.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+SWAGGER_SETTINGS = {
+    "SECURITY_DEFINITIONS": {
+        "Bearer": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": 'JWT access token from POST /api/v1/auth/login, as "Bearer <token>".',
+        }
+    },
+    "USE_SESSION_AUTH": False,
+    "PERSIST_AUTH": True,
+    "DEFAULT_INFO": "booking_api.openapi.API_INFO",
+}
+
+# --- Bookings ---------------------------------------------------------------------------
+
+BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
+# Seconds a client is told to wait before polling a pending booking again.
+BOOKING_POLL_RETRY_AFTER = env.int("BOOKING_POLL_RETRY_AFTER", default=1)
+# Bookings decided per database transaction by the per-show drain.
+BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
+# The per-show Redis lock expires on its own if its holder dies; the holder extends it
+# before every batch, so it only needs to outlive one batch.
+BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
+# A booking still pending this long after acceptance is re-queued by the recovery job.
+BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
+BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
+# A booking whose decision raised this many times is failed instead of blocking its show.
+BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
+
+# --- Celery -----------------------------------------------------------------------------
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only after it ran, and a task whose worker process died is
+# requeued, so a killed worker loses no wake-up.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: a slow drain must not sit on wake-ups other
+# processes could run.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Must exceed the hard time limit and every retry countdown (ETA tasks sit unacked in
+    # the worker), otherwise Redis would hand a running or waiting task to a second worker.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "bookings.*": {"queue": "bookings"},
+    "maintenance.*": {"queue": "default"},
+}
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULE = {
+    "recover-pending-bookings": {
+        "task": "maintenance.recover_pending_bookings",
+        "schedule": BOOKING_RECOVERY_INTERVAL_SECONDS,
+        # A sweep that could not run in time is pointless once the next one is due.
+        "options": {"expires": BOOKING_RECOVERY_INTERVAL_SECONDS},
+    },
+}
+# How long publishing a wake-up may block the request when Redis is down: the booking row
+# is already committed and the recovery job will queue it, so give up quickly.
+CELERY_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+
+# --- HTTP and security -----------------------------------------------------------------
+
+# Request bodies over this size are refused before parsing (a booking is a few hundred bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env.bool("DJANGO_USE_X_FORWARDED_PROTO", default=False):
+    # Only behind a proxy that sets this header itself; otherwise clients could spoof it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The health probes are served over plain HTTP by the orchestrator even with redirects on.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- I18N, static files -----------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the admin's and Swagger UI's assets from gunicorn; finders let it serve
+# them straight from the installed apps when collectstatic has not run (tests, dev).
+WHITENOISE_USE_FINDERS = True
+
+# --- Logging ----------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "plain": one line with key=value fields; "json": one JSON object per line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"()": "core.logging.KeyValueFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+# Routes match with and without a trailing slash themselves; a redirect would turn a POST
+# into a GET.
+APPEND_SLASH = False
+
+# The worker logs through the LOGGING above (structured fields kept) instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -1,0 +1,113 @@
+"""Signup, login, token refresh and logout (simplejwt), and the current user."""
+
+from drf_yasg.utils import swagger_auto_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import (
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+)
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from booking_api.openapi import errors
+from booking_api.permissions import CredentialsInBody
+from booking_api.serializers import (
+    LoginInputSerializer,
+    MeOutputSerializer,
+    RefreshInputSerializer,
+    SignupInputSerializer,
+    TokenPairOutputSerializer,
+    UserOutputSerializer,
+)
+from booking_api.throttles import AuthThrottle
+from booking_api.views.common import BaseApi
+from core.services.users import user_signup
+
+TAGS = ["auth"]
+
+
+class _CredentialsApi(BaseApi):
+    authentication_classes = [CredentialsInBody]
+    permission_classes = [AllowAny]
+
+
+class UserSignupApi(_CredentialsApi):
+    throttle_classes = [AuthThrottle]
+
+    @swagger_auto_schema(
+        operation_id="auth_signup",
+        tags=TAGS,
+        security=[],
+        request_body=SignupInputSerializer,
+        responses={201: UserOutputSerializer, **errors(400, 429)},
+    )
+    def post(self, request):
+        serializer = SignupInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_signup(**serializer.validated_data)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserLoginApi(_CredentialsApi):
+    throttle_classes = [AuthThrottle]
+
+    @swagger_auto_schema(
+        operation_id="auth_login",
+        tags=TAGS,
+        security=[],
+        request_body=LoginInputSerializer,
+        responses={200: TokenPairOutputSerializer, **errors(400, 401, 429)},
+    )
+    def post(self, request):
+        LoginInputSerializer(data=request.data).is_valid(raise_exception=True)
+        # Wrong credentials raise AuthenticationFailed: a 401.
+        serializer = TokenObtainPairSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(serializer.validated_data)
+
+
+class TokenRefreshApi(_CredentialsApi):
+    @swagger_auto_schema(
+        operation_id="auth_refresh",
+        tags=TAGS,
+        security=[],
+        request_body=RefreshInputSerializer,
+        responses={200: TokenPairOutputSerializer, **errors(400, 401)},
+    )
+    def post(self, request):
+        RefreshInputSerializer(data=request.data).is_valid(raise_exception=True)
+        serializer = TokenRefreshSerializer(data=request.data)
+        try:
+            # Rotation blacklists the presented token: using it twice is a 401.
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(serializer.validated_data)
+
+
+class UserLogoutApi(_CredentialsApi):
+    @swagger_auto_schema(
+        operation_id="auth_logout",
+        tags=TAGS,
+        security=[],
+        request_body=RefreshInputSerializer,
+        responses={204: "Logged out: the refresh token is blacklisted.", **errors(400, 401)},
+    )
+    def post(self, request):
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            RefreshToken(serializer.validated_data["refresh"]).blacklist()
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserMeApi(BaseApi):
+    permission_classes = [IsAuthenticated]
+
+    @swagger_auto_schema(operation_id="auth_me", tags=TAGS, responses={200: MeOutputSerializer, **errors(401)})
+    def get(self, request):
+        return Response(MeOutputSerializer(request.user).data)

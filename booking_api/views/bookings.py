@@ -1,0 +1,133 @@
+"""Submit, poll, cancel and list bookings (authenticated)."""
+
+import re
+
+from django.conf import settings
+from drf_yasg import openapi
+from drf_yasg.utils import swagger_auto_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from booking_api.openapi import PAGE_PARAMS, errors, paginated
+from booking_api.serializers import (
+    BookingCreateInputSerializer,
+    BookingListQuerySerializer,
+    BookingOutputSerializer,
+)
+from booking_api.views.common import BaseApi, paginated_response, valid_query
+from core import selectors
+from core.exceptions import ValidationFailed
+from core.services.bookings import booking_cancel, booking_submit
+
+TAGS = ["bookings"]
+# Printable ASCII without spaces at the ends: what a client library generates (UUIDs, ...).
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
+
+IDEMPOTENCY_HEADER = openapi.Parameter(
+    "Idempotency-Key",
+    openapi.IN_HEADER,
+    type=openapi.TYPE_STRING,
+    required=False,
+    description="Up to 255 printable ASCII characters. Replaying a key returns the original booking; "
+    "the same key with a different body is a 409.",
+)
+RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before polling again."}}
+BOOKING_ACCEPTED = openapi.Response(
+    "Accepted: the booking is pending until a worker decides it.",
+    BookingOutputSerializer,
+    headers={"Location": {"type": "string", "description": "URL of the booking to poll."}, **RETRY_AFTER},
+)
+
+
+def _idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ValidationFailed(
+            "Invalid Idempotency-Key header.",
+            details={"Idempotency-Key": ["Use 1 to 255 printable ASCII characters."]},
+        )
+    return key
+
+
+def _booking_response(booking, *, http_status: int = status.HTTP_200_OK) -> Response:
+    response = Response(BookingOutputSerializer(booking).data, status=http_status)
+    if booking.status == booking.Status.PENDING:
+        response["Retry-After"] = str(settings.BOOKING_POLL_RETRY_AFTER)
+    return response
+
+
+class BookingListCreateApi(BaseApi):
+    @swagger_auto_schema(
+        operation_id="bookings_create",
+        tags=TAGS,
+        request_body=BookingCreateInputSerializer,
+        manual_parameters=[IDEMPOTENCY_HEADER],
+        responses={202: BOOKING_ACCEPTED, **errors(400, 401, 409, 429, 503)},
+    )
+    def post(self, request):
+        serializer = BookingCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        booking, _ = booking_submit(
+            user_id=request.user.pk,
+            show_id=data["show"],
+            seats=data.get("seats"),
+            quantity=data.get("quantity"),
+            idempotency_key=_idempotency_key(request),
+        )
+        response = _booking_response(booking, http_status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/bookings/{booking.pk}"
+        return response
+
+    @swagger_auto_schema(
+        operation_id="bookings_list",
+        tags=TAGS,
+        query_serializer=BookingListQuerySerializer,
+        manual_parameters=PAGE_PARAMS,
+        responses={200: paginated(BookingOutputSerializer), **errors(400, 401)},
+    )
+    def get(self, request):
+        params = valid_query(BookingListQuerySerializer, request)
+        bookings = selectors.booking_list(user=request.user, status=params.get("status"))
+        return paginated_response(
+            request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
+        )
+
+
+class BookingDetailApi(BaseApi):
+    @swagger_auto_schema(
+        operation_id="bookings_read",
+        tags=TAGS,
+        responses={
+            200: openapi.Response("The booking.", BookingOutputSerializer, headers=RETRY_AFTER),
+            **errors(401, 404),
+        },
+    )
+    def get(self, request, booking_id):
+        return _booking_response(selectors.booking_get(booking_id=booking_id, user=request.user))
+
+    @swagger_auto_schema(
+        operation_id="bookings_cancel",
+        tags=TAGS,
+        responses={200: BookingOutputSerializer, **errors(401, 404, 409)},
+    )
+    def delete(self, request, booking_id):
+        return _booking_response(booking_cancel(booking_id=booking_id, user=request.user))
+
+
+class UserBookingListApi(BaseApi):
+    @swagger_auto_schema(
+        operation_id="users_bookings",
+        tags=TAGS,
+        query_serializer=BookingListQuerySerializer,
+        manual_parameters=PAGE_PARAMS,
+        responses={200: paginated(BookingOutputSerializer), **errors(400, 401, 404)},
+    )
+    def get(self, request, user_id: int):
+        params = valid_query(BookingListQuerySerializer, request)
+        bookings = selectors.booking_list(user=request.user, owner_id=user_id, status=params.get("status"))
+        return paginated_response(
+            request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
+        )

@@ -1,0 +1,38 @@
+"""The one domain error type. The REST layer maps it to HTTP in booking_api/exceptions.py."""
+
+
+class DomainError(Exception):
+    """A business rule refused the operation; `code` is stable and machine-readable."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+
+class ValidationFailed(DomainError):
+    """The request does not make sense for this show or layout (HTTP 400)."""
+
+    code = "validation_error"
+
+
+class NotFound(DomainError):
+    """The object does not exist, or is not the caller's to see (HTTP 404)."""
+
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The object is in a state that forbids the operation (HTTP 409)."""
+
+    code = "conflict"
+
+
+class DependencyUnavailable(DomainError):
+    """PostgreSQL, Redis or the broker cannot be reached (HTTP 503)."""
+
+    code = "service_unavailable"

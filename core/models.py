@@ -1,0 +1,223 @@
+"""The booking domain's tables and the constraints that guard them.
+
+PostgreSQL is the source of truth: the constraints here (one holder per seat, no two shows
+overlapping on a screen, one booking per idempotency key) hold whatever the code above
+them does.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import (
+    ArrayField,
+    DateTimeRangeField,
+    RangeOperators,
+)
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Func, Q
+from django.db.models.functions import Upper
+
+from core import seating
+
+# The booking acceptance order comes from this PostgreSQL sequence (created in migration
+# 0001): nextval() is monotonic across every web process, unlike wall-clock timestamps.
+BOOKING_SEQUENCE = "core_booking_accept_seq"
+
+
+class Movie(models.Model):
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    duration_minutes = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(1000)])
+    genre = models.CharField(max_length=50, blank=True)
+    language = models.CharField(max_length=50, blank=True)
+    # Audience rating as printed on the poster (G, PG, PG-13, R, 12A, ...).
+    rating = models.CharField(max_length=16, blank=True)
+    release_date = models.DateField(null=True, blank=True)
+    # A movie with bookings is deactivated rather than deleted: its bookings keep history.
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_minutes__gte=1), name="movie_duration_positive"),
+        ]
+        indexes = [
+            # ?search= is a case-insensitive substring match (UPPER(title) LIKE ...).
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="movie_title_trgm"),
+            models.Index(fields=["genre"], name="movie_genre_idx"),
+            models.Index(fields=["language"], name="movie_language_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Screen(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    rows = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(seating.MAX_ROWS)])
+    seats_per_row = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(seating.MAX_SEATS_PER_ROW)]
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rows__gte=1, rows__lte=seating.MAX_ROWS), name="screen_rows_range"),
+            models.CheckConstraint(
+                condition=Q(seats_per_row__gte=1, seats_per_row__lte=seating.MAX_SEATS_PER_ROW),
+                name="screen_seats_per_row_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def total_seats(self) -> int:
+        return self.rows * self.seats_per_row
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class Show(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        CANCELLED = "cancelled"
+
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="shows")
+    screen = models.ForeignKey(Screen, on_delete=models.PROTECT, related_name="shows")
+    starts_at = models.DateTimeField()
+    # Derived from the movie's duration by the show services; stored so that the overlap
+    # constraint below can be enforced by PostgreSQL.
+    ends_at = models.DateTimeField()
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="show_ends_after_start"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="show_price_not_negative"),
+            # Two scheduled shows never overlap on one screen (needs btree_gist).
+            ExclusionConstraint(
+                name="show_no_overlap_per_screen",
+                expressions=[
+                    ("screen", RangeOperators.EQUAL),
+                    (TsTzRange("starts_at", "ends_at"), RangeOperators.OVERLAPS),
+                ],
+                condition=Q(status="scheduled"),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["movie", "starts_at"], name="show_movie_starts_idx"),
+            models.Index(fields=["starts_at"], name="show_starts_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.movie} @ {self.screen} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @staticmethod
+    def end_for(*, starts_at, movie: Movie):
+        return starts_at + timedelta(minutes=movie.duration_minutes)
+
+
+class Booking(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class FailureReason(models.TextChoices):
+        SEATS_UNAVAILABLE = "seats_unavailable"
+        SOLD_OUT = "sold_out"
+        SHOW_STARTED = "show_started"
+        SHOW_CANCELLED = "show_cancelled"
+        PROCESSING_ERROR = "processing_error"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="bookings")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # While pending: the explicitly requested seats (empty for a quantity request).
+    # Once confirmed: the seats held.
+    seats = ArrayField(models.CharField(max_length=4), default=list, blank=True)
+    quantity = models.PositiveSmallIntegerField()
+    # null, not "": the API shows `"failure_reason": null` until a booking fails.
+    failure_reason = models.CharField(max_length=32, choices=FailureReason.choices, null=True, blank=True)  # noqa: DJ001
+    # null when absent, so that the per-user unique constraint only covers given keys.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # A digest of the request body, to refuse an idempotency key replayed with another body.
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    # Acceptance order (see BOOKING_SEQUENCE): the decider works oldest first by this.
+    sequence = models.BigIntegerField(
+        db_default=Func(models.Value(BOOKING_SEQUENCE), function="nextval"), unique=True, editable=False
+    )
+    decide_attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="booking_idempotency_key_per_user",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="booking_quantity_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | Q(failure_reason__isnull=False),
+                name="booking_failed_has_reason",
+            ),
+        ]
+        indexes = [
+            # The decider's drain: pending bookings of one show, oldest accepted first.
+            models.Index(fields=["show", "sequence"], condition=Q(status="pending"), name="booking_pending_show_idx"),
+            # The recovery job: pending bookings older than the grace period.
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="booking_pending_age_idx"),
+            # A user's bookings, newest first, optionally by status.
+            models.Index(fields=["user", "-created_at"], name="booking_user_created_idx"),
+            models.Index(fields=["user", "status", "-created_at"], name="booking_user_status_idx"),
+            models.Index(fields=["show", "status"], name="booking_show_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != self.Status.PENDING
+
+
+class BookedSeat(models.Model):
+    """A seat held by a confirmed booking. Cancelling deletes the row, freeing the seat."""
+
+    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="booked_seats")
+    seat_label = models.CharField(max_length=4)
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="booked_seats")
+
+    class Meta:
+        constraints = [
+            # The last line of defence: PostgreSQL refuses a second holder of a seat,
+            # whatever the locks and the code above did.
+            models.UniqueConstraint(fields=["show", "seat_label"], name="booked_seat_unique_per_show"),
+            # One spelling per seat: "A01" or "a1" can never hold a second copy of "A1".
+            models.CheckConstraint(
+                condition=Q(seat_label__regex=seating.LABEL_PATTERN), name="booked_seat_label_canonical"
+            ),
+        ]
+        indexes = [models.Index(fields=["booking"], name="booked_seat_booking_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.show_id}:{self.seat_label}"

@@ -1,0 +1,141 @@
+"""Reads of the booking domain. Every read goes straight to PostgreSQL."""
+
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.exceptions import NotFound
+from core.models import BookedSeat, Booking, Movie, Screen, Show
+from core.seating import ROW_LETTERS, Layout
+
+MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
+
+
+def movie_list(
+    *,
+    search: str | None = None,
+    genre: str | None = None,
+    language: str | None = None,
+    ordering: str | None = None,
+    include_inactive: bool = False,
+) -> QuerySet[Movie]:
+    """Movies for the catalogue; inactive ones only for staff. Unknown orderings are ignored."""
+    movies = Movie.objects.all() if include_inactive else Movie.objects.filter(is_active=True)
+    if search:
+        movies = movies.filter(title__icontains=search)
+    if genre:
+        movies = movies.filter(genre__iexact=genre)
+    if language:
+        movies = movies.filter(language__iexact=language)
+    if ordering in MOVIE_ORDERINGS:
+        movies = movies.order_by(ordering, "id")
+    return movies
+
+
+def screen_list() -> QuerySet[Screen]:
+    return Screen.objects.order_by("name", "id")
+
+
+def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
+    """Annotate total_seats and available_seats (one COUNT subquery per show, on an index)."""
+    held = (
+        BookedSeat.objects.filter(show_id=OuterRef("pk"))
+        .order_by()
+        .values("show_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return shows.select_related("screen").annotate(
+        total_seats=F("screen__rows") * F("screen__seats_per_row"),
+        available_seats=F("screen__rows") * F("screen__seats_per_row")
+        - Coalesce(Subquery(held, output_field=IntegerField()), Value(0)),
+    )
+
+
+def show_list(
+    *,
+    movie_id: int | None = None,
+    screen_id: int | None = None,
+    day: date | None = None,
+    upcoming_only: bool = True,
+) -> QuerySet[Show]:
+    """Scheduled shows, soonest first, with availability; `day` is a date in TIME_ZONE."""
+    shows = Show.objects.filter(status=Show.Status.SCHEDULED)
+    if upcoming_only:
+        shows = shows.filter(starts_at__gt=timezone.now())
+    if movie_id is not None:
+        shows = shows.filter(movie_id=movie_id)
+    if screen_id is not None:
+        shows = shows.filter(screen_id=screen_id)
+    if day is not None:
+        start = timezone.make_aware(datetime.combine(day, time.min))
+        shows = shows.filter(starts_at__gte=start, starts_at__lt=start + timedelta(days=1))
+    return _with_availability(shows).order_by("starts_at", "id")
+
+
+def show_get(*, show_id: int) -> Show:
+    """One show (any status) with availability. Raises NotFound."""
+    show = _with_availability(Show.objects.filter(pk=show_id)).first()
+    if show is None:
+        raise NotFound("Show not found.")
+    return show
+
+
+def show_seat_map(*, show_id: int) -> dict:
+    """The seat map of a show in two queries: the show with its screen, and the held seats."""
+    show = Show.objects.select_related("screen").filter(pk=show_id).first()
+    if show is None:
+        raise NotFound("Show not found.")
+    held = set(BookedSeat.objects.filter(show_id=show_id).values_list("seat_label", flat=True))
+    layout = Layout(show.screen.rows, show.screen.seats_per_row)
+    seats = [
+        {
+            "label": f"{ROW_LETTERS[r]}{n}",
+            "row": ROW_LETTERS[r],
+            "number": n,
+            "available": f"{ROW_LETTERS[r]}{n}" not in held,
+        }
+        for r in range(layout.rows)
+        for n in range(1, layout.seats_per_row + 1)
+    ]
+    return {"show": show.pk, "total": layout.total, "available": layout.total - len(held), "seats": seats}
+
+
+def _visible_bookings(*, user) -> QuerySet[Booking]:
+    # Staff see every booking; everyone else only their own, filtered in the query itself.
+    return Booking.objects.all() if user.is_staff else Booking.objects.filter(user_id=user.pk)
+
+
+def booking_get(*, booking_id, user) -> Booking:
+    """A booking by primary key if `user` may see it. Raises NotFound otherwise (no leak)."""
+    booking = _visible_bookings(user=user).filter(pk=booking_id).first()
+    if booking is None:
+        raise NotFound("Booking not found.")
+    return booking
+
+
+def booking_list(*, user, owner_id: int | None = None, status: str | None = None) -> QuerySet[Booking]:
+    """Bookings newest first: the caller's own, or (staff, or the owner) those of `owner_id`."""
+    if owner_id is not None and owner_id != user.pk and not user.is_staff:
+        raise NotFound("User not found.")
+    bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
+    if status:
+        bookings = bookings.filter(status=status)
+    return bookings.order_by("-created_at", "-sequence")
+
+
+def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:
+    """Shows with a booking still pending `older_than_seconds` after it was accepted."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        Booking.objects.filter(status=Booking.Status.PENDING, created_at__lt=cutoff)
+        .order_by()
+        .values_list("show_id", flat=True)
+        .distinct()
+    )
+
+
+def booking_pending_exists(*, show_id: int) -> bool:
+    return Booking.objects.filter(show_id=show_id, status=Booking.Status.PENDING).exists()

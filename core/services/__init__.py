@@ -1,0 +1,1 @@
+"""Domain services: every write of the booking domain goes through one of these."""

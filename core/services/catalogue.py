@@ -1,0 +1,141 @@
+"""Writes of the catalogue: movies, screens and shows (staff operations)."""
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.exceptions import Conflict, ValidationFailed
+from core.models import BookedSeat, Booking, Movie, Screen, Show
+
+logger = logging.getLogger("core.catalogue")
+
+_OVERLAP = "This screen already has a show at that time."
+
+
+@transaction.atomic
+def movie_create(**fields) -> Movie:
+    """Create a movie from validated fields."""
+    movie = Movie(**fields)
+    movie.full_clean()
+    movie.save()
+    return movie
+
+
+@transaction.atomic
+def movie_update(*, movie: Movie, **fields) -> Movie:
+    """Update a movie; a new duration moves the end of every show of it (400 if they would overlap)."""
+    duration_changed = "duration_minutes" in fields and fields["duration_minutes"] != movie.duration_minutes
+    for name, value in fields.items():
+        setattr(movie, name, value)
+    movie.full_clean()
+    movie.save()
+    if duration_changed:
+        try:
+            with transaction.atomic():
+                Show.objects.filter(movie=movie).update(
+                    ends_at=F("starts_at") + timedelta(minutes=movie.duration_minutes)
+                )
+        except IntegrityError as exc:
+            raise ValidationFailed(
+                "The new duration makes a show of this movie overlap another on its screen.",
+                details={"duration_minutes": [_OVERLAP]},
+            ) from exc
+    return movie
+
+
+@transaction.atomic
+def movie_delete(*, movie: Movie) -> None:
+    """Delete a movie, or only deactivate it when any of its shows has bookings (history stays)."""
+    if Booking.objects.filter(show__movie=movie).exists():
+        movie.is_active = False
+        movie.save(update_fields=["is_active"])
+        return
+    movie.delete()
+
+
+@transaction.atomic
+def screen_create(*, name: str, rows: int, seats_per_row: int) -> Screen:
+    """Create a screen; its seats are labelled A1 .. by row letter and number."""
+    if Screen.objects.filter(name__iexact=name).exists():
+        raise ValidationFailed("Screen name taken.", details={"name": ["A screen with this name exists."]})
+    screen = Screen(name=name, rows=rows, seats_per_row=seats_per_row)
+    screen.full_clean()
+    screen.save()
+    return screen
+
+
+def _save_show(show: Show) -> Show:
+    show.ends_at = Show.end_for(starts_at=show.starts_at, movie=show.movie)
+    overlapping = Show.objects.filter(
+        screen_id=show.screen_id,
+        status=Show.Status.SCHEDULED,
+        starts_at__lt=show.ends_at,
+        ends_at__gt=show.starts_at,
+    ).exclude(pk=show.pk)
+    if show.status == Show.Status.SCHEDULED and overlapping.exists():
+        raise ValidationFailed(_OVERLAP, details={"starts_at": [_OVERLAP]})
+    try:
+        # The exclusion constraint settles the race of two staff creating shows at once.
+        with transaction.atomic():
+            show.save()
+    except IntegrityError as exc:
+        raise ValidationFailed(_OVERLAP, details={"starts_at": [_OVERLAP]}) from exc
+    return show
+
+
+@transaction.atomic
+def show_create(*, movie: Movie, screen: Screen, starts_at: datetime, price: Decimal) -> Show:
+    """Schedule a show; it ends when the movie does. Raises ValidationFailed on overlap."""
+    if not movie.is_active:
+        raise ValidationFailed("Inactive movie.", details={"movie": ["This movie is not active."]})
+    return _save_show(Show(movie=movie, screen=screen, starts_at=starts_at, price=price))
+
+
+@transaction.atomic
+def show_update(*, show: Show, **fields) -> Show:
+    """Change a show. Moving it (movie, screen, time) is refused once it has live bookings."""
+    if fields.get("status") == Show.Status.CANCELLED and show.status != Show.Status.CANCELLED:
+        fields.pop("status")
+        show = show_cancel(show=show)
+    elif "status" in fields and fields["status"] != show.status:
+        raise Conflict("A cancelled show cannot be scheduled again.", code="show_cancelled")
+    fields.pop("status", None)
+    moves = {
+        name for name in ("movie", "screen", "starts_at") if name in fields and fields[name] != getattr(show, name)
+    }
+    if moves and show.bookings.exclude(status__in=[Booking.Status.FAILED, Booking.Status.CANCELLED]).exists():
+        raise Conflict("A show with bookings cannot be moved; cancel it instead.", code="show_has_bookings")
+    for name, value in fields.items():
+        setattr(show, name, value)
+    return _save_show(show)
+
+
+@transaction.atomic
+def show_cancel(*, show: Show) -> Show:
+    """Cancel a show: its pending bookings fail (`show_cancelled`), its confirmed ones are
+    cancelled and their seats freed, all in one transaction.
+
+    The show row is locked FOR NO KEY UPDATE like the decider does, so no decision of this
+    show can interleave with the cancellation.
+    """
+    show = Show.objects.select_for_update(no_key=True).get(pk=show.pk)
+    if show.status == Show.Status.CANCELLED:
+        return show
+    now = timezone.now()
+    show.status = Show.Status.CANCELLED
+    show.save(update_fields=["status"])
+    live = Booking.objects.select_for_update().filter(show=show)
+    failed = live.filter(status=Booking.Status.PENDING).update(
+        status=Booking.Status.FAILED, failure_reason=Booking.FailureReason.SHOW_CANCELLED, decided_at=now
+    )
+    BookedSeat.objects.filter(show=show).delete()
+    cancelled = live.filter(status=Booking.Status.CONFIRMED).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    logger.info(
+        "show cancelled",
+        extra={"show_id": show.pk, "bookings_failed": failed, "bookings_cancelled": cancelled},
+    )
+    return show

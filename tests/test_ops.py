@@ -1,0 +1,143 @@
+"""Health, readiness, the OpenAPI document, the demo data command, rate limits."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from swagger_spec_validator.validator20 import validate_spec
+
+from core.models import Movie, Screen, Show
+from core.redis import redis_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_ok(api):
+    response = api.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
+
+
+@pytest.fixture
+def redis_unreachable(settings):
+    """Point the service at a closed local port."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_URL = settings.REDIS_URL
+    settings.REDIS_SOCKET_TIMEOUT = 0.5
+    redis_client.cache_clear()
+    yield
+    redis_client.cache_clear()
+
+
+def test_readyz_names_unreachable_redis(api, redis_unreachable):
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert body["details"]["checks"]["redis"] == "unavailable"
+    assert body["details"]["checks"]["database"] == "ok"
+    assert response["Retry-After"]
+
+
+def test_api_answers_503_when_redis_is_down(user_api, redis_unreachable):
+    # The throttle counters live in Redis: an authenticated request cannot be metered.
+    response = user_api.get("/api/v1/bookings")
+    assert response.status_code == 503
+    assert response.json()["details"] == {"dependency": "redis"}
+    assert response["Retry-After"]
+
+
+def test_swagger_json_is_valid_and_lists_every_route(api):
+    response = api.get("/swagger.json")
+    assert response.status_code == 200
+    spec = json.loads(response.content)
+    validate_spec(spec)
+    assert set(spec["paths"]) == {
+        "/auth/signup",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/me",
+        "/movies",
+        "/movies/{movie_id}",
+        "/movies/{movie_id}/shows",
+        "/shows",
+        "/shows/{show_id}",
+        "/shows/{show_id}/seats",
+        "/screens",
+        "/screens/{screen_id}",
+        "/bookings",
+        "/bookings/{booking_id}",
+        "/users/{user_id}/bookings",
+    }
+    assert spec["basePath"] == "/api/v1"
+    assert spec["securityDefinitions"]["Bearer"]["in"] == "header"
+    create = spec["paths"]["/bookings"]["post"]
+    assert {"202", "400", "401", "409"} <= set(create["responses"])
+    assert "Location" in create["responses"]["202"]["headers"]
+    assert spec["paths"]["/movies"]["get"]["security"] == []
+
+
+@pytest.mark.parametrize("path", ["/swagger/", "/redoc/"])
+def test_docs_pages_render(api, path):
+    response = api.get(path)
+    assert response.status_code == 200
+    assert b"<html" in response.content.lower()
+
+
+def test_seed_demo_is_safe_to_run_twice():
+    call_command("seed_demo", "--with-users")
+    counts = (Movie.objects.count(), Screen.objects.count(), Show.objects.count())
+    assert counts[0] == 12
+    assert counts[1] >= 3
+    assert counts[2] > 50
+    call_command("seed_demo", "--with-users")
+    assert (Movie.objects.count(), Screen.objects.count(), Show.objects.count()) == counts
+    sizes = {s.rows * s.seats_per_row for s in Screen.objects.all()}
+    assert len(sizes) == Screen.objects.count()
+
+
+@pytest.fixture
+def low_rates(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "3/min", "user": "4/min", "auth": "2/min"},
+    }
+    from rest_framework.settings import api_settings
+
+    api_settings.reload()
+    from booking_api import throttles
+
+    for cls in (throttles.AnonThrottle, throttles.UserThrottle, throttles.AuthThrottle):
+        cls.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    yield
+    for cls in (throttles.AnonThrottle, throttles.UserThrottle, throttles.AuthThrottle):
+        del cls.THROTTLE_RATES
+    api_settings.reload()
+
+
+def test_anonymous_clients_are_throttled_with_retry_after(api, low_rates):
+    statuses = [api.get("/api/v1/movies").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = api.get("/api/v1/movies")
+    assert response.json()["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_rotating_x_forwarded_for_does_not_escape_the_throttle(api, low_rates):
+    statuses = [api.get("/api/v1/movies", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(5)]
+    assert statuses[-1] == 429
+
+
+def test_users_are_throttled_per_user(user_api, other_api, low_rates):
+    assert [user_api.get("/api/v1/bookings").status_code for _ in range(5)][-1] == 429
+    assert other_api.get("/api/v1/bookings").status_code == 200
+
+
+def test_throttle_counters_live_in_redis(api, low_rates):
+    api.get("/api/v1/movies")
+    assert list(redis_client().scan_iter("booking:throttle:anon:*"))

@@ -1,0 +1,59 @@
+"""Queueing decisions: at most one wake-up message per show is waiting at a time.
+
+A booking only needs some worker to drain its show after it was committed. One message
+per booking would make most tasks find the show's lock taken and retry, so a marker key
+records that a wake-up is queued or a drain is running; bookings that find it set rely on
+that drain. The drainer clears the marker before its final look for pending bookings, so a
+booking committed after that look queues a new wake-up. The marker expires on its own, and
+the recovery job re-queues anything a lost message or a dead worker left pending.
+"""
+
+import logging
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from core.redis import redis_client
+
+logger = logging.getLogger("workers.dispatch")
+
+
+def wake_key(show_id: int) -> str:
+    return f"booking:wake:show:{show_id}"
+
+
+def wake_show(*, show_id: int, booking_id=None) -> bool:
+    """Queue a drain of the show unless one is already queued or running. Never raises:
+    the booking row is committed, and the recovery job queues it if this publish is lost."""
+    try:
+        if not redis_client().set(wake_key(show_id), 1, nx=True, ex=settings.BOOKING_LOCK_TIMEOUT):
+            return False
+        publish_decision(show_id=show_id, booking_id=booking_id)
+        return True
+    except Exception:
+        logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
+        return False
+
+
+def publish_decision(*, show_id: int, booking_id=None) -> None:
+    """Publish a drain of the show unconditionally (the recovery job's re-queue)."""
+    from workers.tasks import decide_show
+
+    decide_show.apply_async(
+        args=[show_id],
+        kwargs={"booking_id": str(booking_id) if booking_id else None},
+        retry=True,
+        retry_policy=settings.CELERY_PUBLISH_RETRY_POLICY,
+    )
+
+
+def keep_wake_marker(*, show_id: int) -> None:
+    redis_client().set(wake_key(show_id), 1, ex=settings.BOOKING_LOCK_TIMEOUT)
+
+
+def clear_wake_marker(*, show_id: int) -> None:
+    try:
+        redis_client().delete(wake_key(show_id))
+    except RedisError:
+        # The marker expires by itself; the drainer's final look still runs.
+        logger.warning("could not clear the wake-up marker", extra={"show_id": show_id})
