@@ -4,12 +4,17 @@ Everything runs against the real PostgreSQL (pytest-django's test database) and 
 Redis (a separate database index, see tests/settings.py).
 """
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
+from tests import live
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
 
@@ -88,3 +93,37 @@ def screen(db):
 @pytest.fixture
 def show(db, screen):
     return ShowFactory(screen=screen)
+
+
+# ---- end-to-end: real gunicorn and Celery worker processes -------------------------------
+
+
+@dataclass
+class LiveStack:
+    base_url: str
+    log_dir: Path
+    web: live.Proc
+    workers: list
+
+    def client(self, user=None, **kwargs) -> httpx.Client:
+        headers = {"Authorization": bearer(user)} if user is not None else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in [self.web, *self.workers])
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """gunicorn (2 workers) and a Celery worker (2 pool processes) on the test database."""
+    log_dir = tmp_path_factory.mktemp("live")
+    web, base_url = live.start_web(log_dir)
+    try:
+        worker = live.start_worker(log_dir, concurrency=2)
+    except Exception:
+        web.stop()
+        raise
+    stack = LiveStack(base_url=base_url, log_dir=log_dir, web=web, workers=[worker])
+    yield stack
+    for proc in [web, *stack.workers]:
+        proc.stop()

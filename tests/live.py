@@ -1,0 +1,152 @@
+"""Real processes for end-to-end tests: gunicorn and Celery workers as subprocesses.
+
+They use the test database that pytest-django created and the test Redis database, so a
+test marked `django_db(transaction=True)` can create rows, drive the API over HTTP and
+check the results in SQL.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FINAL = {"confirmed", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(**overrides) -> dict:
+    """Environment for a subprocess of the service, pointed at the test database."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=f"postgres://{db['USER'] or 'root'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        PYTHONUNBUFFERED="1",
+        BOOKING_RECOVERY_GRACE_SECONDS=str(settings.BOOKING_RECOVERY_GRACE_SECONDS),
+    )
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+@dataclass
+class Proc:
+    """A subprocess with its log file; stop() terminates it and its children."""
+
+    name: str
+    args: list[str]
+    env: dict
+    log_path: Path
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> "Proc":
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_web(log_dir: Path, *, workers: int = 2, **env) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        "web",
+        [str(BIN / "gunicorn"), "-c", "booking_api/gunicorn.conf.py"],
+        service_env(PORT=port, WEB_CONCURRENCY=workers, **env),
+        log_dir / f"web-{port}.log",
+    ).start()
+    base_url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _healthy(base_url), timeout=30, what=f"gunicorn on {base_url}", proc=proc)
+    return proc, base_url
+
+
+def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env) -> Proc:
+    proc = Proc(
+        f"worker-{name}",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "workers",
+            "worker",
+            "--queues",
+            "bookings,default",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        service_env(**env),
+        log_dir / f"worker-{name}.log",
+    ).start()
+    wait_until(lambda: "ready" in proc.log(), timeout=60, what=f"celery worker {name}", proc=proc)
+    return proc
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1, proc: Proc | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        if proc is not None and proc.popen is not None and proc.popen.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{proc.log()[-3000:]}")
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def poll_until_final(client: httpx.Client, booking_id: str, *, timeout: float = 30) -> dict:
+    """Poll a booking as a client would, honouring Retry-After (capped to keep tests quick)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/api/v1/bookings/{booking_id}")
+        response.raise_for_status()
+        body = response.json()
+        if body["status"] in FINAL:
+            return body
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"booking {booking_id} still {body['status']} after {timeout}s")
+        time.sleep(min(float(response.headers.get("Retry-After", 1)), 0.2))

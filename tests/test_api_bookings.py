@@ -1,0 +1,181 @@
+"""The booking routes over HTTP (in-process): contract shapes, validation, visibility."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core.models import Booking
+from core.services.bookings import booking_decide_batch
+from tests.factories import ShowFactory
+
+pytestmark = pytest.mark.django_db
+
+BOOKING_FIELDS = {
+    "id",
+    "status",
+    "show",
+    "seats",
+    "quantity",
+    "failure_reason",
+    "created_at",
+    "decided_at",
+    "confirmed_at",
+    "cancelled_at",
+}
+
+
+def post(client, show, **body):
+    return client.post("/api/v1/bookings", {"show": show.pk, **body})
+
+
+def test_submit_answers_202_with_location_and_retry_after(user_api, show):
+    response = post(user_api, show, seats=["A1", "A2"])
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == BOOKING_FIELDS
+    assert body["status"] == "pending"
+    assert body["seats"] == ["A1", "A2"]
+    assert body["quantity"] == 2
+    assert body["failure_reason"] is None
+    assert body["decided_at"] is None
+    assert response["Location"] == f"/api/v1/bookings/{body['id']}"
+    assert int(response["Retry-After"]) >= 1
+
+
+def test_quantity_request_has_no_seats_while_pending(user_api, show):
+    body = post(user_api, show, quantity=3).json()
+    assert (body["seats"], body["quantity"]) == ([], 3)
+
+
+def test_unauthenticated_is_401(api, show):
+    response = post(api, show, quantity=1)
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"show": 987654, "quantity": 1}, "show"),
+        ({"show": "abc", "quantity": 1}, "show"),
+        ({"show": None, "quantity": 1}, "show"),
+        ({"show": -1, "quantity": 1}, "show"),
+        ({"show": 10**30, "quantity": 1}, "show"),
+        ({"show": ..., "quantity": 1}, "show"),  # ... = leave "show" out
+        ({"seats": "A1"}, "seats"),
+        ({"seats": [1, 2]}, "seats"),
+        ({"seats": [["A1"]]}, "seats"),
+        ({"seats": ["A1", "A1"]}, "seats"),
+        ({"seats": ["K1"]}, "seats"),
+        ({"seats": ["A1 "]}, "seats"),
+        ({"seats": ["a1"]}, "seats"),
+        ({"seats": ["A01"]}, "seats"),
+        ({"seats": ["A1\u0000"]}, "seats"),
+        ({"seats": []}, "seats"),
+        ({"quantity": 0}, "quantity"),
+        ({"quantity": 11}, "quantity"),
+        ({"quantity": 10**12}, "quantity"),
+        ({"quantity": 1.5}, "quantity"),
+        ({"quantity": "2"}, None),  # DRF coerces numeric strings: accepted
+        ({"quantity": True}, "quantity"),
+        ({"seats": ["A1"], "quantity": 1}, "non_field_errors"),
+        ({}, "non_field_errors"),
+    ],
+)
+def test_validation_errors_are_400_with_field_details(user_api, show, body, field):
+    payload = {"show": show.pk, **body}
+    if body.get("show") is ...:
+        del payload["show"]
+    response = user_api.post("/api/v1/bookings", payload, format="json")
+    if field is None:
+        assert response.status_code == 202
+        return
+    assert response.status_code == 400, response.content
+    error = response.json()
+    assert error["code"] == "validation_error"
+    assert field in error["details"], error
+
+
+def test_started_and_cancelled_shows_are_400(user_api):
+    started = ShowFactory(starts_at=timezone.now() - timedelta(minutes=5))
+    cancelled = ShowFactory(status="cancelled")
+    for show in (started, cancelled):
+        response = post(user_api, show, quantity=1)
+        assert response.status_code == 400
+        assert "show" in response.json()["details"]
+
+
+def test_idempotency_over_http(user_api, show):
+    first = user_api.post("/api/v1/bookings", {"show": show.pk, "seats": ["A1"]}, HTTP_IDEMPOTENCY_KEY="abc-123")
+    replay = user_api.post("/api/v1/bookings", {"show": show.pk, "seats": ["A1"]}, HTTP_IDEMPOTENCY_KEY="abc-123")
+    assert first.status_code == replay.status_code == 202
+    assert replay.json()["id"] == first.json()["id"]
+    other = user_api.post("/api/v1/bookings", {"show": show.pk, "seats": ["A2"]}, HTTP_IDEMPOTENCY_KEY="abc-123")
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert Booking.objects.count() == 1
+
+
+@pytest.mark.parametrize("key", ["", " padded", "x" * 256, "caf\u00e9"])
+def test_bad_idempotency_keys_are_400(user_api, show, key):
+    response = user_api.post("/api/v1/bookings", {"show": show.pk, "quantity": 1}, HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["details"]
+
+
+def test_a_255_character_key_is_fine(user_api, show):
+    response = user_api.post("/api/v1/bookings", {"show": show.pk, "quantity": 1}, HTTP_IDEMPOTENCY_KEY="k" * 255)
+    assert response.status_code == 202
+
+
+def test_poll_own_booking_and_not_anothers(user_api, other_api, staff_api, show):
+    booking_id = post(user_api, show, quantity=1).json()["id"]
+    response = user_api.get(f"/api/v1/bookings/{booking_id}")
+    assert response.status_code == 200
+    assert response["Retry-After"]
+    assert other_api.get(f"/api/v1/bookings/{booking_id}").status_code == 404
+    assert staff_api.get(f"/api/v1/bookings/{booking_id}").status_code == 200
+    booking_decide_batch(show_id=show.pk)
+    decided = user_api.get(f"/api/v1/bookings/{booking_id}")
+    assert decided.json()["status"] == "confirmed"
+    assert decided.json()["decided_at"]
+    assert "Retry-After" not in decided
+
+
+def test_unknown_booking_is_404(user_api):
+    assert user_api.get("/api/v1/bookings/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_cancel_over_http(user_api, other_api, show):
+    booking_id = post(user_api, show, seats=["A1"]).json()["id"]
+    assert other_api.delete(f"/api/v1/bookings/{booking_id}").status_code == 404
+    response = user_api.delete(f"/api/v1/bookings/{booking_id}")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    again = user_api.delete(f"/api/v1/bookings/{booking_id}")
+    assert (again.status_code, again.json()["cancelled_at"]) == (200, response.json()["cancelled_at"])
+
+
+def test_cancelling_a_failed_booking_is_409(user_api, other_api, show):
+    post(other_api, show, seats=["A1"])
+    loser = post(user_api, show, seats=["A1"]).json()["id"]
+    booking_decide_batch(show_id=show.pk)
+    response = user_api.delete(f"/api/v1/bookings/{loser}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "booking_failed"
+
+
+def test_lists_are_own_newest_first_and_filterable(user_api, other_api, show, user, other_user, staff_api):
+    ids = [post(user_api, show, quantity=1).json()["id"] for _ in range(3)]
+    post(other_api, show, quantity=1)
+    user_api.delete(f"/api/v1/bookings/{ids[0]}")
+    body = user_api.get("/api/v1/bookings").json()
+    assert body["count"] == 3
+    assert [b["id"] for b in body["results"]] == ids[::-1]
+    assert [b["id"] for b in user_api.get("/api/v1/bookings?status=cancelled").json()["results"]] == [ids[0]]
+    assert user_api.get("/api/v1/bookings?status=nope").status_code == 400
+
+    assert user_api.get(f"/api/v1/users/{user.pk}/bookings").json()["count"] == 3
+    assert user_api.get(f"/api/v1/users/{other_user.pk}/bookings").status_code == 404
+    assert staff_api.get(f"/api/v1/users/{user.pk}/bookings?status=pending").json()["count"] == 2
