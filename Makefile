@@ -9,6 +9,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test test-fast install services migrate lint format clean
 
+# honcho is told not to read .env (--env /dev/null): it would let the file override the
+# environment. Each process reads .env itself, with the environment winning.
 ## run: install, prepare PostgreSQL/Redis and the database, load demo data, start web, worker, beat, flower
 run: install .env
 	$(PY) manage.py ensure_services
@@ -22,7 +24,7 @@ run: install .env
 	@echo "  Flower   http://127.0.0.1:$(FLOWER_PORT)/     ($$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-))"
 	@echo "  Demo user: demo / demo-pass-123"
 	@echo ""
-	FLOWER_PORT=$(FLOWER_PORT) honcho start --port $(PORT) web worker beat flower
+	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis
 test: install

@@ -2,6 +2,10 @@
 
 import os
 
+from booking_api.envfile import load_env_file
+
+load_env_file()
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("WEB_THREADS", "1"))

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import environ
 
+from booking_api.envfile import load_env_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local .env (see .env.example) is read when present; real environment variables win.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+load_env_file()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -200,6 +202,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: a slow drain must not sit on wake-ups other
 # processes could run.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=150)
 CELERY_BROKER_TRANSPORT_OPTIONS = {

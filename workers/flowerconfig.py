@@ -6,6 +6,10 @@ start without FLOWER_BASIC_AUTH ("user:password", comma-separated for several us
 
 import os
 
+from booking_api.envfile import load_env_file
+
+load_env_file()
+
 _credentials = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
 if not _credentials or ":" not in _credentials:
     raise SystemExit("FLOWER_BASIC_AUTH must be set to user:password; Flower does not run without auth.")
