@@ -22,8 +22,11 @@ run: install .env
 	@echo "  Swagger  http://127.0.0.1:$(PORT)/swagger/   (ReDoc: /redoc/, schema: /swagger.json)"
 	@echo "  Admin    http://127.0.0.1:$(PORT)/admin/     (admin / admin-pass-123)"
 	@echo "  Flower   http://127.0.0.1:$(FLOWER_PORT)/     ($$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-))"
+	@echo "  Metrics  curl -H \"Authorization: Bearer $$(grep '^METRICS_TOKEN=' .env | cut -d= -f2-)\" http://127.0.0.1:$(PORT)/metrics"
 	@echo "  Demo user: demo / demo-pass-123"
 	@echo ""
+	@# Counters start from zero with the stack: no process of the previous run writes here any more.
+	rm -rf var/metrics
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis
@@ -43,6 +46,7 @@ $(VENV)/.installed: requirements.txt
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
 	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')|" \
+	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
 

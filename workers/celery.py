@@ -9,3 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("workers.tasks",)
+
+# Connects the signals that carry the request id from the API into the tasks' log lines.
+import workers.tracing  # noqa: E402, F401
