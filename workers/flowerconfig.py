@@ -10,6 +10,11 @@ from booking_api.envfile import load_env_file
 
 load_env_file()
 
+# Flower loads the Celery app (and so the booking metrics) but counts nothing of its own for
+# /metrics: keep it out of the directory the web, worker and beat processes share. Flower
+# serves its own metrics at its /metrics.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = ""
+
 _credentials = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
 if not _credentials or ":" not in _credentials:
     raise SystemExit("FLOWER_BASIC_AUTH must be set to user:password; Flower does not run without auth.")
