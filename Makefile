@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast install services migrate lint format clean
+.PHONY: run test test-fast install browser services migrate lint format clean
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -30,11 +30,22 @@ run: install .env
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis
-test: install
+test: install browser
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest
 
 install: $(VENV)/.installed
+
+# Debian's chromium for the Swagger UI browser test, installed when it is missing and apt-get
+# can install it; otherwise that one test is skipped and says why.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for tests/test_swagger_browser.py ..."; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null) \
+	    || echo "WARNING: could not install chromium; the Swagger UI browser test will be skipped."; \
+	fi
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

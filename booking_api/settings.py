@@ -166,7 +166,8 @@ SWAGGER_SETTINGS = {
             "type": "apiKey",
             "name": "Authorization",
             "in": "header",
-            "description": 'JWT access token from POST /api/v1/auth/login, as "Bearer <token>".',
+            # In backticks: Swagger UI renders the description as Markdown, where a bare <token> vanishes.
+            "description": "JWT access token from POST /api/v1/auth/login, as `Bearer <access token>`.",
         }
     },
     "USE_SESSION_AUTH": False,
