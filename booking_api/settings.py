@@ -7,6 +7,7 @@ proxy sits in front in production and plain HTTP must work on 127.0.0.1.
 """
 
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import environ
@@ -202,7 +203,8 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(BASE_
 # Neither set: /metrics is refused (403). Behind a proxy every peer is the proxy's address,
 # so prefer the token there.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOW_IPS = env.list("METRICS_ALLOW_IPS", default=[])
+# Parsed here so that a typo stops the start instead of failing every scrape.
+METRICS_ALLOW_IPS = [str(ip_network(entry, strict=False)) for entry in env.list("METRICS_ALLOW_IPS", default=[])]
 # The shows with the most pending bookings are exported one by one; the rest only in total.
 METRICS_PENDING_TOP_SHOWS = env.int("METRICS_PENDING_TOP_SHOWS", default=10)
 
@@ -306,6 +308,10 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # Celery's received/succeeded line for every task (the recovery job's every 5 s) would
+        # drown the decision lines, which carry the task id anyway; failures stay visible.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 

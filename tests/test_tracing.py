@@ -2,6 +2,8 @@
 
 import json
 import logging
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -10,7 +12,7 @@ from core import context
 from core.logging import ContextFilter, JsonFormatter, KeyValueFormatter
 from core.models import Booking
 from tests.factories import ShowFactory, UserFactory
-from tests.live import poll_until_final, wait_until
+from tests.live import ROOT, poll_until_final, service_env, wait_until
 from workers.locks import show_lock
 
 
@@ -115,3 +117,25 @@ def test_the_request_id_appears_in_the_api_and_the_worker_log_of_the_same_bookin
         assert decided[0]["outcome"] == "confirmed"
         # The task id an operator can look up in Flower.
         assert decided[0]["task_id"]
+
+
+def test_celery_logs_through_django_logging_whatever_its_loglevel():
+    """Celery's own setup (as `celery worker` runs it, default --loglevel WARNING) must leave
+    the INFO decision lines and the JSON format of settings.LOGGING in place."""
+    code = (
+        "import django, logging; django.setup()\n"
+        "from workers.celery import app\n"
+        "app.log.setup_logging_subsystem(loglevel='WARNING')\n"
+        "logging.getLogger('core.bookings').info('booking decided', extra={'booking_id': 'b-1'})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=service_env(LOG_FORMAT="json", LOG_LEVEL="INFO"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = _json_lines(result.stderr)
+    assert [(line["message"], line["booking_id"]) for line in lines] == [("booking decided", "b-1")]
