@@ -13,6 +13,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # environment. Each process reads .env itself, with the environment winning.
 ## run: install, prepare PostgreSQL/Redis and the database, load demo data, start web, worker, beat, flower
 run: install .env
+	@# A .env written before /metrics existed gets a token too.
+	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
 	$(PY) manage.py ensure_services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
