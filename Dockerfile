@@ -9,6 +9,7 @@ RUN pip install -r requirements.txt
 
 COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/metrics \
     && useradd --create-home --uid 1000 app \
     && chown -R app /app
 USER app

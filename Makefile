@@ -7,12 +7,14 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast install services migrate lint format clean
+.PHONY: run test test-fast install browser services migrate lint format clean
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
 ## run: install, prepare PostgreSQL/Redis and the database, load demo data, start web, worker, beat, flower
 run: install .env
+	@# A .env written before /metrics existed gets a token too.
+	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
 	$(PY) manage.py ensure_services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -22,16 +24,30 @@ run: install .env
 	@echo "  Swagger  http://127.0.0.1:$(PORT)/swagger/   (ReDoc: /redoc/, schema: /swagger.json)"
 	@echo "  Admin    http://127.0.0.1:$(PORT)/admin/     (admin / admin-pass-123)"
 	@echo "  Flower   http://127.0.0.1:$(FLOWER_PORT)/     ($$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-))"
+	@echo "  Metrics  curl -H \"Authorization: Bearer $$(grep '^METRICS_TOKEN=' .env | cut -d= -f2-)\" http://127.0.0.1:$(PORT)/metrics"
 	@echo "  Demo user: demo / demo-pass-123"
 	@echo ""
+	@# Counters start from zero with the stack: no process of the previous run writes here any more.
+	rm -rf var/metrics
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis
-test: install
+test: install browser
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest
 
 install: $(VENV)/.installed
+
+# Debian's chromium for the Swagger UI browser test, installed when it is missing and apt-get
+# can install it; otherwise that one test is skipped and says why.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for tests/test_swagger_browser.py ..."; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null) \
+	    || echo "WARNING: could not install chromium; the Swagger UI browser test will be skipped."; \
+	fi
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +59,7 @@ $(VENV)/.installed: requirements.txt
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
 	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')|" \
+	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
 

@@ -1,14 +1,61 @@
 """Middleware that keeps every error JSON: outages become 503s, oversized bodies 413s, and
-an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace)."""
+an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace). And the
+request id that every log line of a request carries."""
 
 import logging
+import time
 
 from django.conf import settings
 from django.http import JsonResponse
 
 from booking_api.exceptions import dependency_of, error_body, unavailable_response
+from core import context, metrics
 
 logger = logging.getLogger("booking_api.errors")
+
+
+class RequestIdMiddleware:
+    """Outermost: give the request an id (the client's or proxy's `X-Request-ID` when it is a
+    sane token, a new one otherwise), bind it for the logs and the tasks queued by the request,
+    and return it in the response's `X-Request-ID`."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        header = request.headers.get(context.REQUEST_ID_HEADER)
+        request_id = context.valid_request_id(header) or context.new_request_id()
+        request.request_id = request_id
+        with context.bound(request_id=request_id):
+            response = self.get_response(request)
+        response[context.REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Count every answered request by method, route pattern (not the path: ids would make a
+    series per booking) and status, and time it. Outside the error middleware, so 413s, 503s
+    and 500s are counted too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        route = _route(request)
+        metrics.HTTP_REQUESTS.labels(method=request.method, route=route, status=response.status_code).inc()
+        metrics.HTTP_DURATION.labels(method=request.method, route=route).observe(time.perf_counter() - started)
+        return response
+
+
+def _route(request) -> str:
+    match = getattr(request, "resolver_match", None)
+    # The catch-all JSON 404 route, and requests answered before routing (413, static files).
+    if match is None or match.route in ("", "^"):
+        return "unmatched"
+    # Both spellings of a route (with and without the trailing slash) are one series.
+    return "/" + match.route.rstrip("/")
 
 
 class DependencyUnavailableMiddleware:

@@ -7,6 +7,7 @@ proxy sits in front in production and plain HTTP must work on 127.0.0.1.
 """
 
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import environ
@@ -46,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "booking_api.middleware.RequestIdMiddleware",
+    "booking_api.middleware.RequestMetricsMiddleware",
     "booking_api.middleware.DependencyUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -164,7 +167,8 @@ SWAGGER_SETTINGS = {
             "type": "apiKey",
             "name": "Authorization",
             "in": "header",
-            "description": 'JWT access token from POST /api/v1/auth/login, as "Bearer <token>".',
+            # In backticks: Swagger UI renders the description as Markdown, where a bare <token> vanishes.
+            "description": "JWT access token from POST /api/v1/auth/login, as `Bearer <access token>`.",
         }
     },
     "USE_SESSION_AUTH": False,
@@ -187,6 +191,22 @@ BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", defau
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
 # A booking whose decision raised this many times is failed instead of blocking its show.
 BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
+
+# --- Metrics ----------------------------------------------------------------------------
+
+# Every process (gunicorn workers, Celery pool processes) writes its counters here and
+# /metrics adds them up: one directory shared by all the processes of a host, emptied when
+# the whole stack starts (never while it runs). Empty: each process counts on its own.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "metrics"))
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, or from an address
+# in METRICS_ALLOW_IPS (addresses or networks, e.g. a Prometheus on the private network).
+# Neither set: /metrics is refused (403). Behind a proxy every peer is the proxy's address,
+# so prefer the token there.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Parsed here so that a typo stops the start instead of failing every scrape.
+METRICS_ALLOW_IPS = [str(ip_network(entry, strict=False)) for entry in env.list("METRICS_ALLOW_IPS", default=[])]
+# The shows with the most pending bookings are exported one by one; the rest only in total.
+METRICS_PENDING_TOP_SHOWS = env.int("METRICS_PENDING_TOP_SHOWS", default=10)
 
 # --- Celery -----------------------------------------------------------------------------
 
@@ -250,8 +270,9 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("DJANGO_USE_X_FORWARDED_PROTO", default=False):
     # Only behind a proxy that sets this header itself; otherwise clients could spoof it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The health probes are served over plain HTTP by the orchestrator even with redirects on.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# The health probes and the Prometheus scrape reach the web process directly, over plain
+# HTTP on the internal network, even with redirects on.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- I18N, static files -----------------------------------------------------------------
 
@@ -278,13 +299,19 @@ LOGGING = {
         "plain": {"()": "core.logging.KeyValueFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "core.logging.JsonFormatter"},
     },
+    # Every line logged during a request or a task carries its request id (and task id).
+    "filters": {"context": {"()": "core.logging.ContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # Celery's received/succeeded line for every task (the recovery job's every 5 s) would
+        # drown the decision lines, which carry the task id anyway; failures stay visible.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 

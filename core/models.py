@@ -162,6 +162,9 @@ class Booking(models.Model):
         db_default=Func(models.Value(BOOKING_SEQUENCE), function="nextval"), unique=True, editable=False
     )
     decide_attempts = models.PositiveSmallIntegerField(default=0)
+    # The X-Request-ID of the submission, so that the worker that decides the booking (in a
+    # drain that may have been queued by another request) logs the booking's own request id.
+    request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -2,7 +2,7 @@
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -139,3 +139,23 @@ def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:
 
 def booking_pending_exists(*, show_id: int) -> bool:
     return Booking.objects.filter(show_id=show_id, status=Booking.Status.PENDING).exists()
+
+
+def bookings_pending_summary(*, top_shows: int) -> dict:
+    """Pending bookings for monitoring: how many, since when the oldest waits, and the
+    `top_shows` shows with the most, as {"total", "oldest_created_at", "by_show": [(id, n)]}.
+    Both queries run on the partial indexes of pending bookings."""
+    pending = Booking.objects.filter(status=Booking.Status.PENDING).order_by()
+    totals = pending.aggregate(total=Count("*"), oldest=Min("created_at"))
+    by_show = pending.values_list("show_id").annotate(n=Count("*")).order_by("-n", "show_id")[:top_shows]
+    return {"total": totals["total"], "oldest_created_at": totals["oldest"], "by_show": list(by_show)}
+
+
+def show_cancellation_impact(*, show_id: int) -> dict:
+    """What cancelling a show would do: {"pending", "confirmed", "seats"} — bookings that would
+    fail, bookings that would be cancelled, and seats that would be freed."""
+    counts = Booking.objects.filter(show_id=show_id).aggregate(
+        pending=Count("pk", filter=Q(status=Booking.Status.PENDING)),
+        confirmed=Count("pk", filter=Q(status=Booking.Status.CONFIRMED)),
+    )
+    return {**counts, "seats": BookedSeat.objects.filter(show_id=show_id).count()}

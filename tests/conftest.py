@@ -4,6 +4,7 @@ Everything runs against the real PostgreSQL (pytest-django's test database) and 
 Redis (a separate database index, see tests/settings.py).
 """
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
 from tests import live
+from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
 
@@ -29,6 +31,15 @@ def _redis_test_db():
     client.flushdb()
     yield
     client.flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _metrics_dir():
+    """Remove the metrics directory that tests/settings.py made for this run."""
+    yield
+    directory = Path(settings.PROMETHEUS_MULTIPROC_DIR)
+    if directory.name.startswith(test_settings.METRICS_DIR_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -117,9 +128,10 @@ class LiveStack:
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn (2 workers) and a Celery worker (2 pool processes) on the test database."""
     log_dir = tmp_path_factory.mktemp("live")
-    web, base_url = live.start_web(log_dir)
+    # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
+    web, base_url = live.start_web(log_dir, LOG_FORMAT="json")
     try:
-        worker = live.start_worker(log_dir, concurrency=2)
+        worker = live.start_worker(log_dir, concurrency=2, LOG_FORMAT="json")
     except Exception:
         web.stop()
         raise

@@ -4,6 +4,7 @@ Defaults only: CI or a developer can point tests elsewhere with the same variabl
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -12,7 +13,13 @@ os.environ.setdefault("THROTTLE_ANON", "100000/min")
 os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_AUTH", "100000/min")
 os.environ.setdefault("CACHE_KEY_PREFIX", "booking-test")
+METRICS_DIR_PREFIX = "booking-test-metrics-"
+# The test process and the gunicorn/Celery subprocesses it starts (which inherit the
+# environment) count metrics into one directory of their own; conftest removes it.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 
-from booking_api.settings import *  # noqa: F403
+from booking_api.settings import *  # noqa: F403, E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests

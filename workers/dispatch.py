@@ -13,6 +13,7 @@ import logging
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from core.context import current_request_id
 from core.redis import redis_client
 
 logger = logging.getLogger("workers.dispatch")
@@ -39,9 +40,15 @@ def publish_decision(*, show_id: int, booking_id=None) -> None:
     """Publish a drain of the show unconditionally (the recovery job's re-queue)."""
     from workers.tasks import decide_show
 
+    kwargs = {"booking_id": str(booking_id) if booking_id else None}
     decide_show.apply_async(
         args=[show_id],
-        kwargs={"booking_id": str(booking_id) if booking_id else None},
+        kwargs=kwargs,
+        # What Flower shows and searches (`kwargs:booking_id=<id>`, `kwargs:request_id=<id>`):
+        # the arguments, plus the id of the request that queued the wake-up, which also
+        # travels in the message headers (workers/tracing.py).
+        argsrepr=repr([show_id]),
+        kwargsrepr=repr({**kwargs, "request_id": current_request_id()}),
         retry=True,
         retry_policy=settings.CELERY_PUBLISH_RETRY_POLICY,
     )

@@ -6,9 +6,19 @@ start without FLOWER_BASIC_AUTH ("user:password", comma-separated for several us
 
 import os
 
+from prometheus_client import values
+
 from booking_api.envfile import load_env_file
 
 load_env_file()
+
+# Flower counts nothing for the service's /metrics and serves its own metrics at its own
+# /metrics, from memory: keep it out of the directory that web, worker and beat share. The
+# empty setting turns the booking metrics off here; prometheus_client already chose its
+# (multiprocess) value class on import if the variable was set, so choose again before Flower
+# creates its metrics, or it would write files into the working directory.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = ""
+values.ValueClass = values.MutexValue
 
 _credentials = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
 if not _credentials or ":" not in _credentials:

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 
-from core import selectors
+from core import metrics, selectors
 from core.redis import redis_client
 from core.services.bookings import (
     TRANSIENT_ERRORS,
@@ -51,14 +51,19 @@ def decide_show(self, show_id: int, booking_id: str | None = None) -> int:
         if not lock.acquire():
             # Another process drains this show; it will most likely decide our booking
             # too, and this retry then finds nothing left to do.
+            metrics.LOCK_BUSY.inc()
+            metrics.TASK_RETRIES.labels(reason="lock_busy").inc()
             raise self.retry(countdown=retry_delay(self.request.retries))
         try:
-            return _drain(show_id=show_id, lock=lock)
+            decided = _drain(show_id=show_id, lock=lock)
         finally:
             _release(lock)
     except (RedisError, *TRANSIENT_ERRORS) as exc:
         logger.warning("decision deferred: %s", exc, extra={"show_id": show_id})
+        metrics.TASK_RETRIES.labels(reason="dependency").inc()
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
+    logger.info("show drained", extra={"show_id": show_id, "booking_id": booking_id, "decided": decided})
+    return decided
 
 
 def _drain(*, show_id: int, lock) -> int:
@@ -73,6 +78,7 @@ def _drain(*, show_id: int, lock) -> int:
                 lock.reacquire()
             except LockError:
                 logger.warning("show lock expired during the drain", extra={"show_id": show_id})
+                metrics.LOCK_LOST.inc()
                 return decided
             keep_wake_marker(show_id=show_id)
             if time.monotonic() > deadline:
@@ -116,5 +122,6 @@ def recover_pending_bookings() -> int:
         publish_decision(show_id=show_id)
         requeued += 1
     if requeued:
+        metrics.RECOVERY_REQUEUES.inc(requeued)
         logger.warning("re-queued overdue pending bookings", extra={"shows": requeued})
     return requeued

@@ -16,6 +16,8 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
+from core import metrics
+from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Show
 from core.seating import Layout, SeatAllocator
@@ -103,6 +105,7 @@ def booking_submit(
         quantity=len(seats) if seats is not None else quantity,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
+        request_id=current_request_id() or "",
     )
     try:
         with transaction.atomic():
@@ -116,6 +119,8 @@ def booking_submit(
         if replay is None:
             raise
         return replay, False
+    logger.info("booking accepted", extra={"booking_id": str(booking.id), "show_id": show_id})
+    metrics.booking_accepted(by_quantity=seats is None)
     return booking, True
 
 
@@ -185,7 +190,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
         Booking.objects.select_for_update(of=("self",))
         .filter(show_id=show_id, status=Status.PENDING)
         .order_by("sequence")
-        .only("id", "show_id", "seats", "quantity", "created_at", "status")[:limit]
+        .only("id", "show_id", "seats", "quantity", "created_at", "status", "request_id")[:limit]
     )
     if not bookings:
         return []
@@ -197,6 +202,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     Booking.objects.bulk_update(
         bookings, ["status", "seats", "failure_reason", "decided_at", "confirmed_at"], batch_size=limit
     )
+    transaction.on_commit(lambda: metrics.bookings_decided(bookings, now=now))
     for booking in bookings:
         logger.info(
             "booking decided",
@@ -206,6 +212,8 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
                 "outcome": booking.status,
                 "failure_reason": booking.failure_reason,
                 "wait_ms": round((now - booking.created_at).total_seconds() * 1000),
+                # The submission's request id: the drain may have been queued by another one.
+                "request_id": booking.request_id or None,
             },
         )
     return bookings
@@ -264,9 +272,15 @@ def booking_record_failed_attempt(*, show_id: int) -> Booking | None:
         if booking.decide_attempts >= settings.BOOKING_MAX_DECIDE_ATTEMPTS:
             _fail(booking, Reason.PROCESSING_ERROR, timezone.now())
             booking.save(update_fields=["status", "failure_reason", "decided_at"])
+            transaction.on_commit(lambda: metrics.bookings_decided([booking], now=booking.decided_at))
             logger.error(
                 "booking failed after repeated decision errors",
-                extra={"booking_id": str(booking.id), "show_id": show_id, "attempts": booking.decide_attempts},
+                extra={
+                    "booking_id": str(booking.id),
+                    "show_id": show_id,
+                    "attempts": booking.decide_attempts,
+                    "request_id": booking.request_id or None,
+                },
             )
     return booking
 
@@ -293,6 +307,7 @@ def booking_cancel(*, booking_id, user) -> Booking:
     booking.status = Status.CANCELLED
     booking.cancelled_at = timezone.now()
     booking.save(update_fields=["status", "cancelled_at"])
+    transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking
 
@@ -308,5 +323,6 @@ def bookings_expire_started() -> int:
         status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
     )
     if expired:
+        metrics.bookings_failed(expired, reason=Reason.SHOW_STARTED)
         logger.info("pending bookings of started shows failed", extra={"count": expired})
     return expired

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core import metrics
 from core.exceptions import Conflict, ValidationFailed
 from core.models import BookedSeat, Booking, Movie, Screen, Show
 
@@ -134,6 +135,8 @@ def show_cancel(*, show: Show) -> Show:
     )
     BookedSeat.objects.filter(show=show).delete()
     cancelled = live.filter(status=Booking.Status.CONFIRMED).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    transaction.on_commit(lambda: metrics.bookings_failed(failed, reason=Booking.FailureReason.SHOW_CANCELLED))
+    transaction.on_commit(lambda: metrics.bookings_cancelled(cancelled, by="show"))
     logger.info(
         "show cancelled",
         extra={"show_id": show.pk, "bookings_failed": failed, "bookings_cancelled": cancelled},

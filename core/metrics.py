@@ -1,0 +1,104 @@
+"""Prometheus metrics of the booking pipeline, counted in whichever process the event happens.
+
+The API runs as several gunicorn processes and decisions happen in Celery pool processes, so
+counters live in prometheus_client's multiprocess mode: every process writes its own values
+to a memory-mapped file in PROMETHEUS_MULTIPROC_DIR (no network round trip, no lock shared
+between processes), and `/metrics` adds up the files of every process on the host, including
+processes that have exited. State that PostgreSQL already knows (pending bookings per show,
+the oldest pending booking) is not counted at all but read at scrape time, see
+booking_api/metrics.py.
+"""
+
+import os
+import socket
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from prometheus_client import Counter, Histogram, values
+
+# Containers sharing the directory (docker compose) each number their processes from 1: the
+# host name keeps two processes from writing one file ("_" separates the file name's parts).
+_HOST = socket.gethostname().replace("_", "-")
+
+
+def _process_identifier() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _use_multiprocess_values(directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    # prometheus_client picks its value class when it is first imported, which in a Celery
+    # process is before Django's settings are read (the celery command loads Flower's plugin,
+    # which imports it); set it here, before any metric below is created.
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
+
+
+if settings.PROMETHEUS_MULTIPROC_DIR:
+    _use_multiprocess_values(settings.PROMETHEUS_MULTIPROC_DIR)
+
+# Seconds; from one request's handling to a flash sale's backlog of minutes.
+_HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_DECISION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+HTTP_REQUESTS = Counter(
+    "http_requests", "HTTP requests answered, by route pattern and status.", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], buckets=_HTTP_BUCKETS
+)
+BOOKINGS_ACCEPTED = Counter("booking_accepted", "Bookings accepted (202, a new pending row; not replays).", ["kind"])
+BOOKING_DECISIONS = Counter(
+    "booking_decisions",
+    "Bookings moved out of pending by a decision: confirmed, or failed with a reason.",
+    ["outcome", "reason"],
+)
+BOOKING_DECISION_LATENCY = Histogram(
+    "booking_decision_latency_seconds",
+    "Time from a booking's acceptance to its decision by a worker.",
+    buckets=_DECISION_BUCKETS,
+)
+BOOKING_CANCELLATIONS = Counter("booking_cancellations", "Bookings cancelled, by whom.", ["by"])
+LOCK_BUSY = Counter("booking_show_lock_busy", "Drains that found their show's lock held by another worker.")
+TASK_RETRIES = Counter("booking_task_retries", "Decision tasks retried later, by reason.", ["reason"])
+LOCK_LOST = Counter("booking_show_lock_lost", "Drains that stopped because their show lock expired.")
+RECOVERY_REQUEUES = Counter("booking_recovery_requeued_shows", "Shows re-queued by the recovery job.")
+
+
+def booking_accepted(*, by_quantity: bool) -> None:
+    BOOKINGS_ACCEPTED.labels(kind="quantity" if by_quantity else "seats").inc()
+
+
+def bookings_decided(bookings: Iterable, *, now: datetime) -> None:
+    """Count worker decisions and their acceptance-to-decision time."""
+    for booking in bookings:
+        BOOKING_DECISIONS.labels(outcome=booking.status, reason=booking.failure_reason or "none").inc()
+        BOOKING_DECISION_LATENCY.observe(max(0.0, (now - booking.created_at).total_seconds()))
+
+
+def bookings_failed(count: int, *, reason: str) -> None:
+    """Count bookings failed in bulk (show started or cancelled), outside a worker's decision."""
+    if count:
+        BOOKING_DECISIONS.labels(outcome="failed", reason=reason).inc(count)
+
+
+def bookings_cancelled(count: int, *, by: str) -> None:
+    if count:
+        BOOKING_CANCELLATIONS.labels(by=by).inc(count)
+
+
+def _declare_series() -> None:
+    # Every outcome exists from the start at 0, so rates and alerts work before the first event.
+    for kind in ("seats", "quantity"):
+        BOOKINGS_ACCEPTED.labels(kind=kind)
+    BOOKING_DECISIONS.labels(outcome="confirmed", reason="none")
+    for reason in ("seats_unavailable", "sold_out", "show_started", "show_cancelled", "processing_error"):
+        BOOKING_DECISIONS.labels(outcome="failed", reason=reason)
+    for reason in ("lock_busy", "dependency"):
+        TASK_RETRIES.labels(reason=reason)
+    for by in ("user", "show"):
+        BOOKING_CANCELLATIONS.labels(by=by)
+
+
+_declare_series()

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Book seats through the booking API, the way a well-behaved client does.
+
+Copy this file: it needs nothing but Python 3.9+. Against `make run`:
+
+    python3 examples/book_tickets.py                       # demo user, first show, 2 seats
+    python3 examples/book_tickets.py --seats E7,E8 --show 3
+    python3 examples/book_tickets.py --username ada --password 'a-long-passphrase' --signup
+
+What it shows:
+  1. log in (or sign up first), keeping the refresh token for when the access token expires;
+  2. list the upcoming shows and pick one with enough free seats;
+  3. submit the booking with an Idempotency-Key, so a retry after a timeout, a 429 or a 503
+     can never book twice (the same key returns the same booking);
+  4. poll the booking's Location, waiting at least the Retry-After the server asks for and
+     backing off, until it is final;
+  5. handle every final status: confirmed, failed (with its reason) and cancelled.
+
+Exit status: 0 confirmed, 2 failed, 3 cancelled, 4 still pending when --timeout ran out (poll
+the same booking again later: it will be decided), 1 any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+FINAL = {"confirmed", "failed", "cancelled"}
+# What to tell a user about each failure_reason (the API may add rarer ones later).
+REASONS = {
+    "seats_unavailable": "one of the seats you asked for was taken first; pick other seats",
+    "sold_out": "fewer seats are free than you asked for",
+    "show_started": "the show started before your booking was decided",
+    "show_cancelled": "the show was cancelled",
+    "processing_error": "the booking could not be processed; try again or contact support",
+}
+
+
+class ApiError(Exception):
+    """An error answer: every one has a stable `code`, a `message` and field `details`."""
+
+    def __init__(self, status: int, body: dict, *, request_id: str = "", retry_after: str | None = None):
+        self.status, self.code = status, body.get("code", "error")
+        self.details, self.request_id, self.retry_after = body.get("details", {}), request_id, retry_after
+        super().__init__(f"{status} {self.code}: {body.get('message', '')} {self.details or ''}".strip())
+
+
+class Client:
+    def __init__(self, base_url: str, *, retries: int = 5):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"Not an http(s) URL: {base_url}")
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.access = self.refresh = None
+
+    def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+        """One API call -> (status, headers, JSON body). Retries what is safe to retry: 429
+        and 503 (honouring Retry-After) and network errors, with exponential backoff. A POST
+        is only retried when it carries an Idempotency-Key."""
+        retriable = method in ("GET", "DELETE") or (headers and "Idempotency-Key" in headers)
+        for attempt in range(self.retries + 1):
+            try:
+                return self._send(method, path, body, headers)
+            except ApiError as error:
+                if error.status == 401 and self.refresh and path != "/api/v1/auth/refresh":
+                    self._refresh_tokens()  # the access token expired: refresh, then try again
+                    continue
+                if error.status not in (429, 503) or attempt == self.retries:
+                    raise
+                wait = float(error.retry_after or backoff(attempt))
+            except urllib.error.URLError:
+                if not retriable or attempt == self.retries:
+                    raise
+                wait = backoff(attempt)
+            print(f"  ... retrying {method} {path} in {wait:.1f}s")
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _send(self, method, path, body, headers):
+        request = urllib.request.Request(self.base_url + path, method=method)  # noqa: S310 - http(s) only, see __init__
+        request.add_header("Accept", "application/json")
+        # Our own request id: the server logs it, returns it, and support can trace it.
+        request.add_header("X-Request-ID", uuid.uuid4().hex)
+        if self.access:
+            request.add_header("Authorization", f"Bearer {self.access}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, data=data, timeout=10) as response:  # noqa: S310 - as above
+                payload = response.read()
+                return response.status, response.headers, json.loads(payload) if payload else {}
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            try:
+                parsed = json.loads(payload) if payload else {}
+            except ValueError:
+                parsed = {"message": payload[:200].decode(errors="replace")}
+            raise ApiError(
+                error.code,
+                parsed,
+                request_id=error.headers.get("X-Request-ID", ""),
+                retry_after=error.headers.get("Retry-After"),
+            ) from None
+
+    # ---- auth ----------------------------------------------------------------------------
+
+    def log_in(self, username: str, password: str, *, signup: bool = False, email: str | None = None) -> None:
+        try:
+            _, _, tokens = self.call("POST", "/api/v1/auth/login", {"username": username, "password": password})
+        except ApiError as error:
+            if error.status != 401 or not signup:
+                raise
+            print(f"No account {username!r} yet: signing up.")
+            self.call(
+                "POST",
+                "/api/v1/auth/signup",
+                {"username": username, "email": email or f"{username}@example.com", "password": password},
+            )
+            _, _, tokens = self.call("POST", "/api/v1/auth/login", {"username": username, "password": password})
+        self.access, self.refresh = tokens["access"], tokens["refresh"]
+
+    def _refresh_tokens(self) -> None:
+        self.access = None
+        _, _, tokens = self.call("POST", "/api/v1/auth/refresh", {"refresh": self.refresh})
+        # Refresh tokens rotate: the old one is now blacklisted, keep the new one.
+        self.access, self.refresh = tokens["access"], tokens["refresh"]
+
+    # ---- bookings ------------------------------------------------------------------------
+
+    def pick_show(self, quantity: int) -> dict:
+        _, _, page = self.call("GET", "/api/v1/shows?page_size=100")
+        for show in page["results"]:
+            if show["available_seats"] >= quantity:
+                return show
+        raise SystemExit("No upcoming show has enough free seats.")
+
+    def submit(self, show_id: int, *, seats: list[str] | None, quantity: int | None) -> tuple[dict, str, float]:
+        body = {"show": show_id, **({"seats": seats} if seats else {"quantity": quantity})}
+        # One key per booking intent, reused by every retry of this submission.
+        key = str(uuid.uuid4())
+        _, headers, booking = self.call("POST", "/api/v1/bookings", body, {"Idempotency-Key": key})
+        print(f"Accepted: booking {booking['id']} is {booking['status']} (request id {headers['X-Request-ID']}).")
+        return booking, headers["Location"], float(headers.get("Retry-After", 1))
+
+    def wait_until_final(self, location: str, retry_after: float, *, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            # Never poll sooner than the server asks; back off further the longer it takes.
+            time.sleep(max(retry_after, backoff(attempt, base=0.5, cap=10)))
+            _, headers, booking = self.call("GET", location)
+            if booking["status"] in FINAL or time.monotonic() > deadline:
+                return booking
+            print(f"  still {booking['status']}...")
+            retry_after = float(headers.get("Retry-After", 1))
+            attempt += 1
+
+
+def backoff(attempt: int, *, base: float = 0.5, cap: float = 8.0) -> float:
+    """Exponential backoff with jitter: about base, 2*base, 4*base, ... up to cap."""
+    ceiling = min(cap, base * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-url", default=os.environ.get("BOOKING_API_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--username", default=os.environ.get("BOOKING_USERNAME", "demo"))
+    parser.add_argument("--password", default=os.environ.get("BOOKING_PASSWORD", "demo-pass-123"))
+    parser.add_argument("--signup", action="store_true", help="create the account if logging in fails")
+    parser.add_argument("--show", type=int, help="show id (default: the first upcoming show with room)")
+    parser.add_argument("--seats", help="exact seats, comma-separated (e.g. E7,E8)")
+    parser.add_argument("--quantity", type=int, default=2, help="best available seats (default 2)")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds to keep polling")
+    args = parser.parse_args(argv)
+    seats = [label.strip() for label in args.seats.split(",")] if args.seats else None
+
+    client = Client(args.base_url)
+    try:
+        client.log_in(args.username, args.password, signup=args.signup)
+        print(f"Logged in as {args.username}.")
+        show = {"id": args.show} if args.show else client.pick_show(len(seats) if seats else args.quantity)
+        if not args.show:
+            print(f"Show {show['id']} starts {show['starts_at']}, {show['available_seats']} seats free.")
+        booking, location, retry_after = client.submit(show["id"], seats=seats, quantity=args.quantity)
+        booking = client.wait_until_final(location, retry_after, timeout=args.timeout)
+    except ApiError as error:
+        print(f"Error: {error} (request id {error.request_id})", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"Cannot reach {args.base_url}: {error.reason}", file=sys.stderr)
+        return 1
+
+    status = booking["status"]
+    if status == "confirmed":
+        print(f"Confirmed: seats {', '.join(booking['seats'])} (booking {booking['id']}).")
+        return 0
+    if status == "failed":
+        reason = booking["failure_reason"]
+        print(f"Failed ({reason}): {REASONS.get(reason, 'see failure_reason')}.")
+        return 2
+    if status == "cancelled":
+        print("Cancelled: the booking was cancelled (by you, staff, or with its show); its seats are free.")
+        return 3
+    print(f"Still {status} after {args.timeout:.0f}s: poll {location} again later; it will be decided.")
+    return 4
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""examples/book_tickets.py, run as a client author would run it, against the live stack."""
+
+import subprocess
+import sys
+
+import pytest
+
+from core.models import Booking
+from tests.factories import ShowFactory
+from tests.live import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SCRIPT = ROOT / "examples" / "book_tickets.py"
+
+
+def run_example(live_stack, *args: str) -> subprocess.CompletedProcess:
+    # -I -S: no site-packages, no PYTHONPATH; the example needs only the standard library.
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT), "--base-url", live_stack.base_url, "--timeout", "30", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_the_example_signs_up_books_polls_and_reports_each_final_status(live_stack):
+    show = ShowFactory(screen__rows=2, screen__seats_per_row=4)
+    account = ["--username", "example-author", "--password", "a-long-passphrase-42", "--signup"]
+
+    booked = run_example(live_stack, *account, "--show", str(show.pk), "--quantity", "2")
+    assert booked.returncode == 0, booked.stdout + booked.stderr
+    assert "signing up" in booked.stdout
+    assert "Confirmed: seats" in booked.stdout
+
+    # The same user again (now logging in), asking for a seat the first booking holds.
+    mine = Booking.objects.get(user__username="example-author")
+    assert mine.status == "confirmed"
+    assert mine.idempotency_key  # sent with an Idempotency-Key
+    taken = run_example(live_stack, *account, "--show", str(show.pk), "--seats", mine.seats[0])
+    assert taken.returncode == 2, taken.stdout + taken.stderr
+    assert "signing up" not in taken.stdout
+    assert "Failed (seats_unavailable)" in taken.stdout
+
+    # More seats than are left: sold out.
+    sold_out = run_example(live_stack, *account, "--show", str(show.pk), "--quantity", "7")
+    assert sold_out.returncode == 2, sold_out.stdout + sold_out.stderr
+    assert "Failed (sold_out)" in sold_out.stdout
+
+
+def test_the_example_reports_api_errors_with_their_code_and_request_id(live_stack):
+    show = ShowFactory(screen__rows=2, screen__seats_per_row=4)
+    result = run_example(
+        live_stack, "--username", "nobody-here", "--password", "wrong-password-1", "--show", str(show.pk)
+    )
+    assert result.returncode == 1
+    assert "401" in result.stderr
+    assert "request id" in result.stderr

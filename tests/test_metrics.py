@@ -1,0 +1,182 @@
+"""/metrics: who may read it, what it counts, and that the numbers move across processes."""
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.models import Booking
+from tests.factories import ShowFactory, UserFactory
+from tests.live import poll_until_final, wait_until
+from workers.locks import show_lock
+
+TOKEN = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
+
+
+def samples(text: str) -> dict:
+    """{(sample name, frozenset of label pairs): value} of a Prometheus text exposition."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(scraped: dict, name: str, **labels) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+# ---- access ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_metrics_are_refused_by_default(api, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOW_IPS = []
+    response = api.get("/metrics")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+
+
+@pytest.mark.django_db
+def test_metrics_need_the_right_bearer_token(api, settings):
+    settings.METRICS_ALLOW_IPS = []
+    missing = api.get("/metrics")
+    wrong = api.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token")
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert missing["WWW-Authenticate"].startswith("Bearer")
+    ok = api.get("/metrics", **TOKEN)
+    assert ok.status_code == 200
+    assert ok["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.django_db
+def test_metrics_are_served_to_an_allowed_network_without_a_token(api, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOW_IPS = ["10.0.0.0/8"]
+    assert api.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert api.get("/metrics", REMOTE_ADDR="192.0.2.1").status_code == 403
+
+
+# ---- what is counted (in this process) ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_requests_are_counted_by_route_pattern_and_status(api):
+    before = samples(api.get("/metrics", **TOKEN).content.decode())
+    api.get("/api/v1/movies")
+    api.get("/api/v1/movies/")
+    api.get("/api/v1/movies/999999")
+    api.get("/no/such/route")
+    after = samples(api.get("/metrics", **TOKEN).content.decode())
+
+    def delta(route, status):
+        key = {"method": "GET", "route": route, "status": str(status)}
+        return value(after, "http_requests_total", **key) - value(before, "http_requests_total", **key)
+
+    # Both spellings are one series, and the id is not part of the route.
+    assert delta("/api/v1/movies", 200) == 2
+    assert delta("/api/v1/movies/<id:movie_id>", 404) == 1
+    assert delta("unmatched", 404) == 1
+
+
+@pytest.mark.django_db
+def test_pending_bookings_per_show_are_read_from_postgresql(api, settings):
+    settings.METRICS_PENDING_TOP_SHOWS = 2
+    busy, busier, quiet = ShowFactory(), ShowFactory(), ShowFactory()
+    user = UserFactory()
+    for show, count in ((busy, 2), (busier, 3), (quiet, 1)):
+        for _ in range(count):
+            Booking.objects.create(user=user, show=show, quantity=1)
+    scraped = samples(api.get("/metrics", **TOKEN).content.decode())
+    assert value(scraped, "booking_pending") == 6
+    assert value(scraped, "booking_pending_by_show", show_id=str(busier.pk)) == 3
+    assert value(scraped, "booking_pending_by_show", show_id=str(busy.pk)) == 2
+    # Only the top 2 shows are exported one by one.
+    assert ("booking_pending_by_show", frozenset({("show_id", str(quiet.pk))})) not in scraped
+    assert value(scraped, "booking_pending_oldest_age_seconds") >= 0
+    assert value(scraped, "booking_metrics_source_up", source="database") == 1
+    assert value(scraped, "booking_metrics_source_up", source="broker") == 1
+
+
+# ---- across processes: gunicorn workers and a Celery worker ---------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_metrics_move_when_a_worker_decides_bookings(live_stack):
+    show = ShowFactory(screen__rows=2, screen__seats_per_row=4)
+    alice, bob = UserFactory(), UserFactory()
+
+    def scrape() -> dict:
+        with live_stack.client() as client:
+            response = client.get("/metrics", headers={"Authorization": "Bearer test-metrics-token"})
+        assert response.status_code == 200, response.text
+        return samples(response.text)
+
+    def scrape_when(predicate, *, what: str) -> dict:
+        found = {}
+
+        def check():
+            found.clear()
+            found.update(scrape())
+            return predicate(found)
+
+        wait_until(check, timeout=15, what=what)
+        return found
+
+    before = scrape()
+    # While the show's lock is held elsewhere the bookings stay pending and the worker waits.
+    lock = show_lock(show.pk)
+    assert lock.acquire()
+    try:
+        with live_stack.client(alice) as a, live_stack.client(bob) as b:
+            ids = [
+                a.post("/api/v1/bookings", json={"show": show.pk, "seats": ["A1", "A2"]}).json()["id"],
+                b.post("/api/v1/bookings", json={"show": show.pk, "seats": ["A2"]}).json()["id"],
+                b.post("/api/v1/bookings", json={"show": show.pk, "quantity": 2}).json()["id"],
+            ]
+            waiting = scrape_when(
+                lambda s: value(s, "booking_show_lock_busy_total") > value(before, "booking_show_lock_busy_total"),
+                what="the worker to find the show lock busy",
+            )
+    finally:
+        lock.release()
+    assert value(waiting, "booking_pending_by_show", show_id=str(show.pk)) == 3
+    assert (
+        value(waiting, "booking_accepted_total", kind="seats") - value(before, "booking_accepted_total", kind="seats")
+        == 2
+    )
+    assert (
+        value(waiting, "booking_accepted_total", kind="quantity")
+        - value(before, "booking_accepted_total", kind="quantity")
+        == 1
+    )
+    assert value(waiting, "booking_task_retries_total", reason="lock_busy") > value(
+        before, "booking_task_retries_total", reason="lock_busy"
+    )
+
+    with live_stack.client(alice) as a, live_stack.client(bob) as b:
+        outcomes = [poll_until_final(a, ids[0]), poll_until_final(b, ids[1]), poll_until_final(b, ids[2])]
+    assert [(o["status"], o["failure_reason"]) for o in outcomes] == [
+        ("confirmed", None),
+        ("failed", "seats_unavailable"),
+        ("confirmed", None),
+    ]
+    # Counted after the decisions commit, just after the poll may have seen them.
+    after = scrape_when(
+        lambda s: (
+            value(s, "booking_decision_latency_seconds_count")
+            >= value(before, "booking_decision_latency_seconds_count") + 3
+        ),
+        what="the decisions to be counted",
+    )
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("booking_decisions_total", outcome="confirmed", reason="none") == 2
+    assert delta("booking_decisions_total", outcome="failed", reason="seats_unavailable") == 1
+    assert delta("booking_decision_latency_seconds_count") == 3
+    # They waited for the lock, so each decision took more than a moment after acceptance.
+    assert delta("booking_decision_latency_seconds_bucket", le="0.05") < 3
+    assert ("booking_pending_by_show", frozenset({("show_id", str(show.pk))})) not in after
+    assert delta("http_requests_total", method="POST", route="/api/v1/bookings", status="202") == 3
