@@ -78,6 +78,10 @@ def _drain(*, show_id: int, lock) -> int:
             if time.monotonic() > deadline:
                 publish_decision(show_id=show_id)
                 return decided
+            if len(batch) < settings.BOOKING_DECIDE_BATCH:
+                # A short batch took everything that was pending: go straight to the final
+                # look below instead of opening one more transaction to find nothing.
+                break
         # Clear the marker, then look once more: a booking committed before the clear
         # relied on this drain and is seen now; one committed after it queues its own.
         clear_wake_marker(show_id=show_id)

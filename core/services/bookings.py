@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -191,12 +191,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
         return []
     now = timezone.now()
     held = _decide(bookings=bookings, show=show, now=now)
-    # The unique (show, seat_label) constraint is the last line: should anything above be
-    # wrong, this insert fails and the whole batch rolls back, leaving the rows pending.
-    BookedSeat.objects.bulk_create(held)
-    Booking.objects.bulk_update(
-        bookings, ["status", "seats", "failure_reason", "decided_at", "confirmed_at"], batch_size=limit
-    )
+    _write_decisions(show_id=show_id, bookings=bookings, held=held, now=now)
     for booking in bookings:
         logger.info(
             "booking decided",
@@ -209,6 +204,43 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             },
         )
     return bookings
+
+
+def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[BookedSeat], now: datetime) -> None:
+    """Write a decided batch in two statements whatever its size: the held seats, then every
+    booking's outcome. Arrays are unnested server-side; bulk_create/bulk_update would send
+    one placeholder per value and, for the update, a CASE per column whose length grows
+    with the batch."""
+    confirmed = Status.CONFIRMED
+    # Table names come from the models, never from input; every value is a parameter.
+    with connection.cursor() as cursor:
+        if held:
+            # The unique (show, seat_label) constraint is the last line: should anything
+            # above be wrong, this insert fails and the whole batch rolls back, leaving the
+            # rows pending.
+            cursor.execute(
+                f"INSERT INTO {BookedSeat._meta.db_table} (show_id, seat_label, booking_id) "  # noqa: S608
+                "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
+                [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
+            )
+        # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
+        cursor.execute(
+            f"UPDATE {Booking._meta.db_table} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608
+            "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
+            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END "
+            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[]) AS v(id, status, reason, seats) "
+            "WHERE b.id = v.id",
+            [
+                now,
+                str(confirmed),
+                now,
+                str(confirmed),
+                [str(b.pk) for b in bookings],
+                [str(b.status) for b in bookings],
+                [str(b.failure_reason) if b.failure_reason else None for b in bookings],
+                [",".join(b.seats) if b.status == confirmed else "" for b in bookings],
+            ],
+        )
 
 
 # Errors that say PostgreSQL is unreachable or busy, not that a booking is broken: the
