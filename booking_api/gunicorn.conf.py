@@ -20,3 +20,14 @@ max_requests_jitter = 2000
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 wsgi_app = "booking_api.wsgi:application"
+
+
+def post_worker_init(worker):
+    """Warm what the first booking of each worker would otherwise pay for (~200 ms): the
+    Celery app and its task registry, and the broker connection of the producer pool."""
+    try:
+        from workers.dispatch import warm_publisher
+
+        warm_publisher()
+    except Exception:  # a cold start is slower, never fatal
+        worker.log.warning("could not warm the Celery publisher; the first booking will do it", exc_info=True)

@@ -47,6 +47,18 @@ def publish_decision(*, show_id: int, booking_id=None) -> None:
     )
 
 
+def warm_publisher() -> None:
+    """Load the tasks and open the producer pool's broker connection and the Redis client's,
+    so that a web process's first wake-up costs what every later one does (gunicorn's
+    post_worker_init calls this)."""
+    from workers.tasks import decide_show
+
+    with decide_show.app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=1)
+        producer.channel  # noqa: B018 - opening the channel connects to the broker
+    redis_client().ping()
+
+
 def keep_wake_marker(*, show_id: int) -> None:
     redis_client().set(wake_key(show_id), 1, ex=settings.BOOKING_LOCK_TIMEOUT)
 
