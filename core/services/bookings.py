@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -17,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.exceptions import Conflict, NotFound, ValidationFailed
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import Layout, SeatAllocator
 
 logger = logging.getLogger("core.bookings")
@@ -31,7 +32,28 @@ def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | N
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _check_request(*, show: Show | None, seats: Sequence[str] | None, quantity: int | None) -> None:
+class _ShowFacts(NamedTuple):
+    """What submission checks about a show."""
+
+    status: str
+    starts_at: datetime
+    rows: int
+    seats_per_row: int
+
+
+def _show_facts(show_id: int) -> _ShowFacts | None:
+    # One primary-key join issued directly: building it with the ORM cost more than running it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.status, s.starts_at, c.rows, c.seats_per_row FROM {Show._meta.db_table} s "  # noqa: S608
+            f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
+            [show_id],
+        )
+        row = cursor.fetchone()
+    return _ShowFacts(*row) if row else None
+
+
+def _check_request(*, show: _ShowFacts | None, seats: Sequence[str] | None, quantity: int | None) -> None:
     """Raise ValidationFailed with field details for every reason the request cannot be accepted."""
     errors: dict[str, list[str]] = {}
     limit = settings.BOOKING_MAX_SEATS
@@ -50,7 +72,7 @@ def _check_request(*, show: Show | None, seats: Sequence[str] | None, quantity: 
         elif len(set(seats)) != len(seats):
             errors["seats"] = ["The same seat is listed more than once."]
         elif show is not None:
-            layout = Layout(show.screen.rows, show.screen.seats_per_row)
+            layout = Layout(show.rows, show.seats_per_row)
             unknown = [label for label in seats if layout.parse(label) is None]
             if unknown:
                 errors["seats"] = [f"Not a seat of this screen: {', '.join(unknown)}."]
@@ -88,13 +110,17 @@ def booking_submit(
     Raises ValidationFailed (400) or Conflict (409, key reused with another body).
     """
     fingerprint = _fingerprint(show_id=show_id, seats=seats, quantity=quantity)
-    if idempotency_key is not None:
-        replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
-        if replay is not None:
+    try:
+        _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity)
+    except ValidationFailed:
+        # A replay is answered with the original booking even once the request would no
+        # longer be accepted (the show has started since, say).
+        replay = idempotency_key and _find_replay(
+            user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
+        )
+        if replay:
             return replay, False
-
-    show = Show.objects.select_related("screen").filter(pk=show_id).first()
-    _check_request(show=show, seats=seats, quantity=quantity)
+        raise
 
     booking = Booking(
         user_id=user_id,
@@ -103,13 +129,16 @@ def booking_submit(
         quantity=len(seats) if seats is not None else quantity,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
+        created_at=timezone.now(),
     )
     try:
         with transaction.atomic():
-            booking.save(force_insert=True)
+            _insert_pending(booking)
             transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
     except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the first one's row won.
+        # The key was used before (a replay, or two requests racing with one key): the
+        # unique (user, idempotency_key) index refused this row, so the first one stands.
+        # Looking only after a refusal keeps the first submission to one statement.
         if idempotency_key is None:
             raise
         replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -117,6 +146,45 @@ def booking_submit(
             raise
         return replay, False
     return booking, True
+
+
+_INSERT_COLUMNS = (
+    "id",
+    "user_id",
+    "show_id",
+    "status",
+    "seats",
+    "quantity",
+    "idempotency_key",
+    "request_fingerprint",
+    "decide_attempts",
+    "created_at",
+)
+
+
+def _insert_pending(booking: Booking) -> None:
+    """INSERT the pending row and read back its acceptance sequence number (one statement,
+    built once: Model.save() spends longer building it than PostgreSQL running it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
+            [
+                str(booking.id),
+                booking.user_id,
+                booking.show_id,
+                str(Status.PENDING),
+                booking.seats,
+                booking.quantity,
+                booking.idempotency_key,
+                booking.request_fingerprint,
+                booking.decide_attempts,
+                booking.created_at,
+            ],
+        )
+        (booking.sequence,) = cursor.fetchone()
+    booking._state.adding = False
+    booking._state.db = connection.alias
 
 
 def _queue_decision(*, show_id: int, booking_id) -> None:
