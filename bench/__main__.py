@@ -23,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke test sizes (under 2 minutes)")
-    mode.add_argument("--soak", action="store_true", help="only the 5-minute memory soak")
+    mode.add_argument("--soak", action="store_true", help="only the memory soak (5 minutes)")
     parser.add_argument("--soak-seconds", type=float, default=300)
     parser.add_argument("--db-name", default=os.environ.get("BENCH_DB_NAME", "booking_bench"))
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "13")))
@@ -108,27 +108,22 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
     ctx = scenarios.Context(config, stack, sampler, sizes, users, random.Random(20261128))
 
     if args.soak:
-        results["noop_first"] = _step(step, "authenticated no-op baseline", scenarios.noop_rate, ctx)
+        results["noop"] = _step(step, "authenticated no-op baseline", scenarios.noop_rate, ctx)
         soak_start = time.time()
         step(f"soak: {args.soak_seconds:.0f} s of steady mixed load")
         results["soak"] = scenarios.soak(ctx, args.soak_seconds)
         results["memory_growth"], violations = scenarios.memory_growth(sampler, since=soak_start + 30)
         ctx.violations += violations
     else:
-        results["noop_first"] = _step(step, "authenticated no-op baseline (GET /bench/noop)", scenarios.noop_rate, ctx)
-        results["auth_me"] = _step(step, "GET /api/v1/auth/me", scenarios.me_rate, ctx)
-        results["post"] = _step(step, "POST /bookings throughput", scenarios.post_rate, ctx)
         results["flash_sale"] = _step(step, "flash sale", scenarios.flash_sale, ctx)
         bookings = results["flash_sale"].pop("_bookings")
-        results["booking_get"] = _step(step, "GET /bookings/{id}", scenarios.booking_get_rate, ctx, bookings)
-        results["seat_map"] = _step(step, "GET /shows/{id}/seats", scenarios.seat_map_rate, ctx)
+        step("HTTP throughput, interleaved rounds: no-op, /auth/me, POST /bookings, seat map, GET /bookings/{id}")
+        results["http"] = scenarios.http_rounds(ctx, scenarios.http_specs(ctx, bookings))
         results["many_shows"] = _step(step, f"many shows ({sizes.many_shows})", scenarios.many_shows, ctx)
         results["pg_raw"] = _step(step, "raw PostgreSQL submit transaction", scenarios.pg_booking_rate, ctx)
         results["celery_noop"] = _step(step, "Celery no-op task rate", scenarios.celery_noop_rate, ctx)
         results["backlog"] = _step(step, f"backlog drain ({sizes.backlog})", scenarios.backlog_drain, ctx)
-        results["noop_last"] = _step(step, "authenticated no-op baseline again", scenarios.noop_rate, ctx)
-    noops = [results[k]["rate"] for k in ("noop_first", "noop_last") if k in results]
-    results["noop_rate"] = sum(noops) / len(noops)
+    results["noop_rate"] = results.get("http", results)["noop"]["rate"]
     results["peak_rss"] = sampler.peak_rss()
     results["load_after"] = os.getloadavg()[0]
     results["violations"] = ctx.violations

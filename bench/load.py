@@ -96,7 +96,7 @@ async def closed_loop(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Run `concurrency` loops of back-to-back requests for warmup + seconds; count only the
-    requests sent after the warm-up. make_request(i) -> (method, path, token, body)."""
+    requests sent after the warm-up. make_request(i) -> (method, path, token, body[, headers])."""
     counter = itertools.count()
     start = time.time()
     measure_from = start + warmup
@@ -104,8 +104,10 @@ async def closed_loop(
 
     async def loop() -> None:
         while time.time() < end:
-            method, path, token, body = make_request(next(counter))
-            await client.request(method, path, kind=kind, token=token, body=body)
+            method, path, token, body, *headers = make_request(next(counter))
+            await client.request(
+                method, path, kind=kind, token=token, body=body, headers=headers[0] if headers else None
+            )
 
     cpu0 = time.process_time()
     ticker = asyncio.create_task(_progress(client.recorder, kind, start, end, progress))

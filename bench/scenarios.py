@@ -34,11 +34,12 @@ class Sizes:
     many_seats_per_row: int
     backlog: int
     noop_tasks: int
-    seconds: float
+    seconds: float  # per kind of HTTP request, over all rounds
+    window: float  # one round of one kind
     warmup: float
     concurrency: int
     pg_threads: int
-    soak_seconds: float = 300
+    window_warmup: float = 0.3
 
     @classmethod
     def full(cls) -> "Sizes":
@@ -50,8 +51,9 @@ class Sizes:
             many_rows=10,
             many_seats_per_row=10,
             backlog=30000,
-            noop_tasks=15000,
+            noop_tasks=6000,
             seconds=10,
+            window=2,
             warmup=2,
             concurrency=32,
             pg_threads=8,
@@ -69,6 +71,7 @@ class Sizes:
             backlog=4000,
             noop_tasks=2000,
             seconds=3,
+            window=1.5,
             warmup=1,
             concurrency=32,
             pg_threads=4,
@@ -133,88 +136,108 @@ def http_rate(ctx: Context, *, kind: str, make_request) -> dict:
     return result
 
 
-def noop_rate(ctx: Context) -> dict:
-    users = ctx.users
-    return http_rate(ctx, kind="noop", make_request=lambda i: ("GET", "/bench/noop", users[i % len(users)].token, None))
+def http_rounds(ctx: Context, specs: dict) -> dict:
+    """Closed-loop throughput of several kinds of request, measured in interleaved rounds
+    (kind A for a window, then B, ..., then A again): on a shared machine the load of other
+    work drifts, and interleaving makes each ratio compare like with like."""
+    sizes = ctx.sizes
+    rounds = max(1, round(sizes.seconds / sizes.window))
+    totals: dict[str, list[dict]] = {kind: [] for kind in specs}
+    snapshots = {kind: {} for kind in specs}
 
-
-def me_rate(ctx: Context) -> dict:
-    users = ctx.users
-    return http_rate(
-        ctx, kind="auth_me", make_request=lambda i: ("GET", "/api/v1/auth/me", users[i % len(users)].token, None)
-    )
-
-
-def post_rate(ctx: Context) -> dict:
-    """POST /bookings back to back (quantity 1, an Idempotency-Key each) on one large show,
-    decided by the workers meanwhile; no polling."""
-    show = data.make_show(rows=26, seats_per_row=200, title="Booking throughput")
-    users = ctx.users
-
-    def make(i):
-        return "POST", BOOKINGS, users[i % len(users)].token, {"show": show.pk, "quantity": 1}
-
-    result = _post_loop(ctx, make)
-    result["show"] = show.pk
-    return result
-
-
-def _post_loop(ctx: Context, make) -> dict:
     async def main():
-        async with Client(ctx.stack.base_url, ctx.sizes.concurrency) as client:
-            original = client.request
+        async with Client(ctx.stack.base_url, sizes.concurrency) as client:
+            for round_no in range(rounds):
+                for kind, make in specs.items():
+                    say(f"round {round_no + 1}/{rounds}: {kind}")
+                    snapshot = ctx.cpu_snapshot()
+                    totals[kind].append(
+                        await closed_loop(
+                            client,
+                            make_request=make,
+                            seconds=sizes.window,
+                            warmup=sizes.window_warmup,
+                            kind=kind,
+                            progress=None,
+                        )
+                    )
+                    for role, pct in ctx.cpu_since(snapshot).items():
+                        snapshots[kind][role] = snapshots[kind].get(role, 0.0) + pct / rounds
+            return client.recorder
 
-            async def with_key(method, path, *, kind, token, body=None, headers=None):
-                return await original(
-                    method, path, kind=kind, token=token, body=body, headers={"Idempotency-Key": str(uuid.uuid4())}
-                )
+    recorder = _run(main())
+    results = {}
+    for kind, windows in totals.items():
+        ok = [r for r in recorder.records if r.kind == kind and 200 <= r.status < 300]
+        seconds = sum(w["seconds"] for w in windows)
+        errors = sum(w["errors"] for w in windows)
+        statuses: dict[str, int] = {}
+        for w in windows:
+            for status, n in w["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + n
+        results[kind] = {
+            "rate": round(sum(w["ok"] for w in windows) / seconds, 1),
+            "rounds": [round(w["rate"], 1) for w in windows],
+            "requests": sum(w["requests"] for w in windows),
+            "errors": errors,
+            "statuses": statuses,
+            "latency_ms": latency_summary([r.latency for r in ok]),
+            "client_cpu_pct": round(sum(w["client_cpu_pct"] for w in windows) / len(windows), 1),
+            "cpu_pct": {role: round(pct, 1) for role, pct in sorted(snapshots[kind].items())},
+            "concurrency": sizes.concurrency,
+            "seconds": seconds,
+        }
+        if errors:
+            ctx.violations.append(f"{kind}: {errors} 5xx or connection errors")
+    return results
 
-            client.request = with_key
-            return await closed_loop(
-                client, make_request=make, seconds=ctx.sizes.seconds, warmup=ctx.sizes.warmup, kind="post", progress=say
-            )
 
-    snapshot = ctx.cpu_snapshot()
-    result = _run(main())
-    result["cpu_pct"] = ctx.cpu_since(snapshot)
-    if result["errors"]:
-        ctx.violations.append(f"post: {result['errors']} 5xx or connection errors")
-    if result["statuses"].keys() - {"202"}:
-        ctx.violations.append(f"post: unexpected statuses {result['statuses']}")
-    return result
-
-
-def seat_map_rate(ctx: Context) -> dict:
-    """GET /shows/{id}/seats of a 500-seat show that is half sold."""
-    show = data.make_show(rows=20, seats_per_row=25, title="Seat map")
-    requests = [{"seats": [f"{row}{n}"]} for row in "ABCDEFGHIJ" for n in range(1, 26)]
-    data.insert_pending(show=show, users=ctx.users, requests=requests)
-    from workers.dispatch import wake_show
-
-    wake_show(show_id=show.pk)
-    _wait_decided([show.pk], timeout=60)
+def http_specs(ctx: Context, bookings: list[tuple[str, str]]) -> dict:
+    """The requests of the HTTP measurements: the no-op baseline, /auth/me, POST /bookings
+    (quantity 1 on a large show, decided meanwhile), a 500-seat seat map and a booking poll."""
     users = ctx.users
-    result = http_rate(
-        ctx,
-        kind="seat_map",
-        make_request=lambda i: ("GET", f"/api/v1/shows/{show.pk}/seats", users[i % len(users)].token, None),
-    )
-    result["seats"] = 500
-    return result
+    post_show = data.make_show(rows=26, seats_per_row=200, title="Booking throughput")
+    seat_show = _half_sold_show(ctx)
 
+    def token(i):
+        return users[i % len(users)].token
 
-def booking_get_rate(ctx: Context, bookings: list[tuple[str, str]]) -> dict:
-    """GET /bookings/{id} by its owner, over the flash sale's bookings."""
-    return http_rate(
-        ctx,
-        kind="booking_get",
-        make_request=lambda i: (
+    return {
+        "noop": lambda i: ("GET", "/bench/noop", token(i), None),
+        "auth_me": lambda i: ("GET", "/api/v1/auth/me", token(i), None),
+        "post": lambda i: (
+            "POST",
+            BOOKINGS,
+            token(i),
+            {"show": post_show.pk, "quantity": 1},
+            {"Idempotency-Key": str(uuid.uuid4())},
+        ),
+        "seat_map": lambda i: ("GET", f"/api/v1/shows/{seat_show.pk}/seats", token(i), None),
+        "booking_get": lambda i: (
             "GET",
             f"{BOOKINGS}/{bookings[i % len(bookings)][0]}",
             bookings[i % len(bookings)][1],
             None,
         ),
+    }
+
+
+def _half_sold_show(ctx: Context):
+    """A 500-seat show (20 x 25) with its first 10 rows held."""
+    from workers.dispatch import wake_show
+
+    show = data.make_show(rows=20, seats_per_row=25, title="Seat map")
+    data.insert_pending(
+        show=show, users=ctx.users, requests=[{"seats": [f"{row}{n}"]} for row in "ABCDEFGHIJ" for n in range(1, 26)]
     )
+    wake_show(show_id=show.pk)
+    _wait_decided([show.pk], timeout=60)
+    return show
+
+
+def noop_rate(ctx: Context) -> dict:
+    users = ctx.users
+    return http_rate(ctx, kind="noop", make_request=lambda i: ("GET", "/bench/noop", users[i % len(users)].token, None))
 
 
 # ---- Flash sale and many shows ------------------------------------------------------------
