@@ -10,6 +10,7 @@ the recovery job re-queues anything a lost message or a dead worker left pending
 
 import logging
 
+from amqp.exceptions import ChannelError
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -57,6 +58,20 @@ def warm_publisher() -> None:
         producer.connection.ensure_connection(max_retries=1)
         producer.channel  # noqa: B018 - opening the channel connects to the broker
     redis_client().ping()
+
+
+def wakeups_queued() -> bool:
+    """Whether a wake-up waits in the bookings queue (a passive declare: the broker's count)."""
+    from workers.tasks import decide_show
+
+    app = decide_show.app
+    queue = settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
+    with app.connection_or_acquire() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count > 0
+        except ChannelError:
+            # Redis keeps no empty lists: a queue with nothing in it "does not exist".
+            return False
 
 
 def keep_wake_marker(*, show_id: int) -> None:
