@@ -32,13 +32,17 @@ class Layout:
 
     def parse(self, label: object) -> tuple[int, int] | None:
         """(row index, seat index) of a label on this layout, or None if it is not a seat here."""
-        if not isinstance(label, str) or not _LABEL_RE.match(label):
+        position = label_position(label)
+        if position is None or position[0] >= self.rows or position[1] >= self.seats_per_row:
             return None
-        row = ord(label[0]) - ord("A")
-        seat = int(label[1:]) - 1
-        if row >= self.rows or seat >= self.seats_per_row:
-            return None
-        return row, seat
+        return position
+
+
+def label_position(label: object) -> tuple[int, int] | None:
+    """(row index, seat index) of a canonical label on any layout large enough, else None."""
+    if not isinstance(label, str) or not _LABEL_RE.match(label):
+        return None
+    return ord(label[0]) - ord("A"), int(label[1:]) - 1
 
 
 def label_of(row: int, seat: int) -> str:
@@ -60,10 +64,17 @@ class SeatAllocator:
         # Free seats per row: a row with fewer free seats than asked is skipped unscanned.
         self._row_free = [layout.seats_per_row] * layout.rows
         self.free_count = layout.total
+        rows, seats_per_row, free = layout.rows, layout.seats_per_row, self._free
         for label in taken:
-            pos = layout.parse(label)
-            if pos and self._free[pos[0]][pos[1]]:
-                self._take(*pos)
+            # Inlined Layout.parse: a show's held seats are read again for every decided
+            # batch, and a full large show holds thousands.
+            if not isinstance(label, str) or not _LABEL_RE.match(label):
+                continue
+            row, seat = ord(label[0]) - 65, int(label[1:]) - 1
+            if row < rows and seat < seats_per_row and free[row][seat]:
+                free[row][seat] = 0
+                self._row_free[row] -= 1
+                self.free_count -= 1
         mid_row = (layout.rows - 1) / 2
         self._row_order = sorted(range(layout.rows), key=lambda r: (abs(r - mid_row), r))
         mid_seat = (layout.seats_per_row - 1) / 2

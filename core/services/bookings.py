@@ -5,6 +5,7 @@ decided later, serially per show, by `booking_decide_batch` under the show's row
 (the workers add a Redis lock on top so that only one process drains a show at a time).
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
-from core.seating import Layout, SeatAllocator
+from core.seating import Layout, SeatAllocator, label_position
 
 logger = logging.getLogger("core.bookings")
 
@@ -110,18 +111,6 @@ def booking_submit(
     Raises ValidationFailed (400) or Conflict (409, key reused with another body).
     """
     fingerprint = _fingerprint(show_id=show_id, seats=seats, quantity=quantity)
-    try:
-        _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity)
-    except ValidationFailed:
-        # A replay is answered with the original booking even once the request would no
-        # longer be accepted (the show has started since, say).
-        replay = idempotency_key and _find_replay(
-            user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
-        )
-        if replay:
-            return replay, False
-        raise
-
     booking = Booking(
         user_id=user_id,
         show_id=show_id,
@@ -132,13 +121,29 @@ def booking_submit(
         created_at=timezone.now(),
     )
     try:
-        with transaction.atomic():
-            _insert_pending(booking)
-            transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
+        with _one_statement_each():
+            if not _insert_if_bookable(booking, seats=seats, quantity=quantity):
+                # Refused by the show or its layout, or invalid on its face: say exactly
+                # why; should the show have changed in between, the check passes and the
+                # row goes in after all.
+                _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity)
+                _insert_pending(booking)
+        # Queued once the row is committed: at once in autocommit, or when the caller's
+        # transaction commits.
+        transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
+    except ValidationFailed:
+        # A replay is answered with the original booking even once the request would no
+        # longer be accepted (the show has started since, say).
+        replay = idempotency_key and _find_replay(
+            user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
+        )
+        if replay:
+            return replay, False
+        raise
     except IntegrityError:
         # The key was used before (a replay, or two requests racing with one key): the
         # unique (user, idempotency_key) index refused this row, so the first one stands.
-        # Looking only after a refusal keeps the first submission to one statement.
+        # Looking only after a refusal keeps an ordinary submission to one statement.
         if idempotency_key is None:
             raise
         replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -146,6 +151,59 @@ def booking_submit(
             raise
         return replay, False
     return booking, True
+
+
+def _one_statement_each():
+    """No transaction of its own: every write of a submission is one statement, atomic by
+    itself, and in autocommit it commits without a COMMIT round trip. Inside a caller's
+    transaction, a savepoint keeps a refused row from breaking that transaction."""
+    if transaction.get_connection().in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
+
+
+def _request_bounds(*, seats: Sequence[str] | None, quantity: int | None) -> tuple[int, int] | None:
+    """The smallest (rows, seats per row) a screen needs for this request, or None when
+    the request is invalid whatever the show (the full check then says why)."""
+    limit = settings.BOOKING_MAX_SEATS
+    if (seats is None) == (quantity is None):
+        return None
+    if seats is None:
+        return (1, 1) if 1 <= quantity <= limit else None
+    if not 1 <= len(seats) <= limit or len(set(seats)) != len(seats):
+        return None
+    positions = [label_position(label) for label in seats]
+    if None in positions:
+        return None
+    return max(row for row, _ in positions) + 1, max(seat for _, seat in positions) + 1
+
+
+def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quantity: int | None) -> bool:
+    """Insert the pending row in the same statement that checks the show accepts it (exists,
+    not cancelled, not started, every seat on its screen); False if it does not."""
+    bounds = _request_bounds(seats=seats, quantity=quantity)
+    if bounds is None:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s "
+            f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
+            "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
+            "RETURNING sequence",
+            [
+                *_insert_values(booking),
+                booking.show_id,
+                str(Show.Status.CANCELLED),
+                booking.created_at,
+                *bounds,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _mark_inserted(booking, sequence=row[0])
+    return True
 
 
 _INSERT_COLUMNS = (
@@ -162,27 +220,36 @@ _INSERT_COLUMNS = (
 )
 
 
+def _insert_values(booking: Booking) -> list:
+    return [
+        str(booking.id),
+        booking.user_id,
+        booking.show_id,
+        str(Status.PENDING),
+        booking.seats,
+        booking.quantity,
+        booking.idempotency_key,
+        booking.request_fingerprint,
+        booking.decide_attempts,
+        booking.created_at,
+    ]
+
+
 def _insert_pending(booking: Booking) -> None:
-    """INSERT the pending row and read back its acceptance sequence number (one statement,
-    built once: Model.save() spends longer building it than PostgreSQL running it)."""
+    """INSERT the pending row unconditionally (the request was just checked)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
             f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
-            [
-                str(booking.id),
-                booking.user_id,
-                booking.show_id,
-                str(Status.PENDING),
-                booking.seats,
-                booking.quantity,
-                booking.idempotency_key,
-                booking.request_fingerprint,
-                booking.decide_attempts,
-                booking.created_at,
-            ],
+            _insert_values(booking),
         )
-        (booking.sequence,) = cursor.fetchone()
+        _mark_inserted(booking, sequence=cursor.fetchone()[0])
+
+
+def _mark_inserted(booking: Booking, *, sequence: int) -> None:
+    # The instance now stands for a stored row, as if Model.save() had written it (built by
+    # hand: save() spends longer building its statement than PostgreSQL running it).
+    booking.sequence = sequence
     booking._state.adding = False
     booking._state.db = connection.alias
 
