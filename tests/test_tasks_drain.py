@@ -8,25 +8,25 @@ from django.test import override_settings
 
 from core.services.bookings import booking_submit
 from tests.factories import ShowFactory, UserFactory
-from workers import tasks
+from workers import dispatch, tasks
 from workers.dispatch import wakeups_queued
 from workers.tasks import decide_show
 
 pytestmark = pytest.mark.django_db
 
-# A queue of its own (wakeups_queued reads the route from the settings), so that no worker
-# of the e2e tests consumes what these tests queue.
-PRIVATE_ROUTES = {"bookings.*": {"queue": "bookings-linger-test"}, "maintenance.*": {"queue": "default"}}
+PRIVATE_QUEUE = "bookings-linger-test"
 
 
 @pytest.fixture
-def private_queue():
+def private_queue(monkeypatch):
+    """Point the drain at a queue of its own, so that no worker of the e2e tests consumes
+    what these tests queue (the broker is the real Redis)."""
     from workers.celery import app
 
-    with override_settings(CELERY_TASK_ROUTES=PRIVATE_ROUTES):
-        yield "bookings-linger-test"
+    monkeypatch.setattr(dispatch, "bookings_queue", lambda: PRIVATE_QUEUE)
+    yield PRIVATE_QUEUE
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("bookings-linger-test")
+        conn.default_channel.queue_purge(PRIVATE_QUEUE)
 
 
 def test_wakeups_queued_counts_the_bookings_queue(private_queue):

@@ -60,15 +60,17 @@ def warm_publisher() -> None:
     redis_client().ping()
 
 
+def bookings_queue() -> str:
+    return settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
+
+
 def wakeups_queued() -> bool:
     """Whether a wake-up waits in the bookings queue (a passive declare: the broker's count)."""
     from workers.tasks import decide_show
 
-    app = decide_show.app
-    queue = settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
-    with app.connection_or_acquire() as conn:
+    with decide_show.app.connection_or_acquire() as conn:
         try:
-            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count > 0
+            return conn.default_channel.queue_declare(queue=bookings_queue(), passive=True).message_count > 0
         except ChannelError:
             # Redis keeps no empty lists: a queue with nothing in it "does not exist".
             return False
