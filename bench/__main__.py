@@ -30,6 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="where the report goes (default bench/results)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--strict", action="store_true", help="also fail (exit 2) when a target is missed")
+    parser.add_argument("--http-seconds", type=float, help="seconds per kind of HTTP request (all rounds)")
     return parser.parse_args(argv)
 
 
@@ -62,7 +63,9 @@ def main(argv=None) -> int:
     from core.redis import redis_client
 
     redis_client().flushdb()  # the benchmark's own database index (checked in stack.py)
-    sampler = Sampler(interval=2.0 if args.soak else 1.0).start()
+    sampler = Sampler(interval=2.0 if args.soak else 1.0)
+    sampler.track_postgres(_backend_pids(config))
+    sampler.start()
     stack = Stack(config, log_dir, sampler)
     results: dict = {"mode": mode, "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     exit_code = 1
@@ -92,6 +95,8 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
 
     results.update(machine=report.machine(), commit=report.git_commit(), load_before=os.getloadavg()[0])
     sizes = scenarios.Sizes.quick() if args.quick else scenarios.Sizes.full()
+    if args.http_seconds:
+        sizes.seconds = args.http_seconds
 
     def step(name: str) -> None:
         print(f"\n[{time.strftime('%H:%M:%S')}] {name}", file=sys.stderr)
@@ -140,6 +145,24 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
         print("FAILED (--strict): a performance target was missed", file=sys.stderr)
         return 2
     return 0
+
+
+def _backend_pids(config: Config):
+    """A function listing the PostgreSQL backends connected to the benchmark's database
+    (its own connection, usable from the sampler's thread)."""
+    import psycopg2
+
+    state = {}
+
+    def pids() -> list[int]:
+        if "conn" not in state:
+            state["conn"] = psycopg2.connect(**config.pg_params())
+            state["conn"].autocommit = True
+        with state["conn"].cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [config.db_name])
+            return [row[0] for row in cur.fetchall()]
+
+    return pids
 
 
 def _step(step, name: str, func, *args):

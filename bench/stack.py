@@ -5,6 +5,7 @@ benchmark measures what `make run` runs. Each runs in its own session and is sto
 process group; the sampler reads RSS and CPU time of every descendant from /proc.
 """
 
+import contextlib
 import os
 import secrets
 import shlex
@@ -244,10 +245,20 @@ class Sampler:
         with self._lock:
             self.roots[name] = proc
 
+    def track_postgres(self, database_pids) -> None:
+        """Also account the PostgreSQL backends serving the benchmark's database
+        (database_pids() lists them)."""
+        self._database_pids = database_pids
+
     def processes(self) -> dict[int, str]:
         """pid -> role of every live process of the stack, and the benchmark itself."""
         children = _children_map()
         found = {os.getpid(): "benchmark client"}
+        lister = getattr(self, "_database_pids", None)
+        if lister is not None:
+            # Accounting only: a failed look-up is never fatal.
+            with contextlib.suppress(Exception):
+                found.update(dict.fromkeys(lister(), "postgres backend"))
         with self._lock:
             roots = dict(self.roots)
         for name, proc in roots.items():
