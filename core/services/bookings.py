@@ -320,7 +320,10 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
         Booking.objects.select_for_update(of=("self",))
         .filter(show_id=show_id, status=Status.PENDING)
         .order_by("sequence")
-        .only("id", "show_id", "seats", "quantity", "created_at", "status")[:limit]
+        # Every field the decision sets or logs: a deferred one would be fetched row by row.
+        .only(
+            "id", "show_id", "seats", "quantity", "created_at", "status", "failure_reason", "decided_at", "confirmed_at"
+        )[:limit]
     )
     if not bookings:
         return []
