@@ -135,7 +135,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"Run {results['started']} ({results['mode']}), commit `{results['commit']}`, "
         f"{m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, load average "
-        f"{results['load_before']} before / {results['load_after']} after; "
+        f"{results['load_before']:.2f} before / {results['load_after']:.2f} after; "
         f"web: {results['web_setup']}; worker: {results['worker_setup']}.",
         "",
         "| target | measured | same-run baseline | ratio | goal | met |",
