@@ -10,6 +10,7 @@ import argparse
 import os
 import random
 import runpy
+import shutil
 import sys
 import tempfile
 import time
@@ -85,6 +86,10 @@ def main(argv=None) -> int:
             connections.close_all()
             if not args.keep_db:
                 drop_database(config)
+    if exit_code == 0:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    else:
+        print(f"\nprocess logs kept in {log_dir}", file=sys.stderr)
     print(f"\nbench finished in {time.time() - started:.0f} s", file=sys.stderr)
     return exit_code
 
