@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast install browser services migrate lint format clean
+.PHONY: run test test-fast install browser services migrate lint format clean bench bench-quick bench-soak
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -35,6 +35,27 @@ run: install .env
 test: install browser
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest
+
+# The benchmark starts its own stack (the Procfile's web, worker and beat) on a fresh
+# database BENCH_DB_NAME and Redis database BENCH_REDIS_DB, and drops/flushes them after.
+BENCH_DB_NAME ?= booking_bench
+BENCH_REDIS_DB ?= 13
+BENCH := BENCH_DB_NAME=$(BENCH_DB_NAME) BENCH_REDIS_DB=$(BENCH_REDIS_DB) $(PY) -m bench
+
+## bench: the full benchmark (< 10 min); report in bench/results/full.{md,json}, plot full-flash-sale.png
+bench: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	$(BENCH)
+
+## bench-quick: the same scenarios at smoke-test size (< 2 min); fails on any invariant violation
+bench-quick: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	$(BENCH) --quick
+
+## bench-soak: 5 minutes of steady load; fails when a process's memory keeps growing
+bench-soak: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	$(BENCH) --soak
 
 install: $(VENV)/.installed
 

@@ -183,5 +183,28 @@ class BookingOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# DRF's own timestamp formatting (DATETIME_FORMAT, the current time zone), shared.
+_TIMESTAMP = serializers.DateTimeField(read_only=True)
+
+
+def booking_representation(booking: Booking) -> dict:
+    """What BookingOutputSerializer renders, built directly: the polled and submitted
+    booking is the hottest response, and a ModelSerializer builds its fields anew on every
+    instance. tests/test_api_bookings.py keeps the two identical."""
+    timestamp = _TIMESTAMP.to_representation
+    return {
+        "id": str(booking.id),
+        "status": str(booking.status),
+        "show": booking.show_id,
+        "seats": list(booking.seats),
+        "quantity": booking.quantity,
+        "failure_reason": str(booking.failure_reason) if booking.failure_reason else None,
+        "created_at": timestamp(booking.created_at),
+        "decided_at": timestamp(booking.decided_at),
+        "confirmed_at": timestamp(booking.confirmed_at),
+        "cancelled_at": timestamp(booking.cancelled_at),
+    }
+
+
 class BookingListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Booking.Status.choices, required=False)

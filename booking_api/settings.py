@@ -186,6 +186,10 @@ BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
 # The per-show Redis lock expires on its own if its holder dies; the holder extends it
 # before every batch, so it only needs to outlive one batch.
 BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
+# A drain that finds its show empty waits this long for the next booking before it lets go
+# (only while no other show's wake-up is queued): during a sale the bookings then join the
+# running drain instead of each publishing a wake-up and running a task of its own.
+BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)

@@ -32,13 +32,17 @@ class Layout:
 
     def parse(self, label: object) -> tuple[int, int] | None:
         """(row index, seat index) of a label on this layout, or None if it is not a seat here."""
-        if not isinstance(label, str) or not _LABEL_RE.match(label):
+        position = label_position(label)
+        if position is None or position[0] >= self.rows or position[1] >= self.seats_per_row:
             return None
-        row = ord(label[0]) - ord("A")
-        seat = int(label[1:]) - 1
-        if row >= self.rows or seat >= self.seats_per_row:
-            return None
-        return row, seat
+        return position
+
+
+def label_position(label: object) -> tuple[int, int] | None:
+    """(row index, seat index) of a canonical label on any layout large enough, else None."""
+    if not isinstance(label, str) or not _LABEL_RE.match(label):
+        return None
+    return ord(label[0]) - ord("A"), int(label[1:]) - 1
 
 
 def label_of(row: int, seat: int) -> str:
@@ -57,11 +61,19 @@ class SeatAllocator:
     def __init__(self, layout: Layout, taken: Iterable[str]):
         self.layout = layout
         self._free = [bytearray(b"\x01" * layout.seats_per_row) for _ in range(layout.rows)]
+        # Free seats per row: a row with fewer free seats than asked is skipped unscanned.
+        self._row_free = [layout.seats_per_row] * layout.rows
         self.free_count = layout.total
+        rows, seats_per_row, free = layout.rows, layout.seats_per_row, self._free
         for label in taken:
-            pos = layout.parse(label)
-            if pos and self._free[pos[0]][pos[1]]:
-                self._free[pos[0]][pos[1]] = 0
+            # Inlined Layout.parse: a show's held seats are read again for every decided
+            # batch, and a full large show holds thousands.
+            if not isinstance(label, str) or not _LABEL_RE.match(label):
+                continue
+            row, seat = ord(label[0]) - 65, int(label[1:]) - 1
+            if row < rows and seat < seats_per_row and free[row][seat]:
+                free[row][seat] = 0
+                self._row_free[row] -= 1
                 self.free_count -= 1
         mid_row = (layout.rows - 1) / 2
         self._row_order = sorted(range(layout.rows), key=lambda r: (abs(r - mid_row), r))
@@ -75,15 +87,21 @@ class SeatAllocator:
         if any(pos is None or not self._free[pos[0]][pos[1]] for pos in positions):
             return False
         for row, seat in positions:
-            self._free[row][seat] = 0
-        self.free_count -= len(positions)
+            self._take(row, seat)
         return True
+
+    def _take(self, row: int, seat: int) -> None:
+        self._free[row][seat] = 0
+        self._row_free[row] -= 1
+        self.free_count -= 1
 
     def take_best(self, quantity: int) -> list[str] | None:
         """Take the best `quantity` free seats, or None (and take nothing) if too few are free."""
         if quantity > self.free_count:
             return None
         for row in self._row_order:
+            if self._row_free[row] < quantity:
+                continue
             start = self._best_block_in_row(row, quantity)
             if start is not None:
                 seats = [(row, s) for s in range(start, start + quantity)]
@@ -91,8 +109,7 @@ class SeatAllocator:
         else:
             seats = self._best_scattered(quantity)
         for row, seat in seats:
-            self._free[row][seat] = 0
-        self.free_count -= quantity
+            self._take(row, seat)
         return [label_of(row, seat) for row, seat in seats]
 
     def _best_block_in_row(self, row: int, quantity: int) -> int | None:
@@ -119,6 +136,8 @@ class SeatAllocator:
     def _best_scattered(self, quantity: int) -> list[tuple[int, int]]:
         chosen: list[tuple[int, int]] = []
         for row in self._row_order:
+            if not self._row_free[row]:
+                continue
             free = self._free[row]
             for seat in self._seat_order:
                 if free[seat]:

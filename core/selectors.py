@@ -2,6 +2,7 @@
 
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -84,23 +85,25 @@ def show_get(*, show_id: int) -> Show:
 
 
 def show_seat_map(*, show_id: int) -> dict:
-    """The seat map of a show in two queries: the show with its screen, and the held seats."""
-    show = Show.objects.select_related("screen").filter(pk=show_id).first()
-    if show is None:
+    """The seat map of a show: its layout and held seats in one statement, issued directly
+    (the hottest public read: the ORM spent longer building the two queries than running them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608
+            f"WHERE b.show_id = s.id) FROM {Show._meta.db_table} s "
+            f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
+            [show_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound("Show not found.")
-    held = set(BookedSeat.objects.filter(show_id=show_id).values_list("seat_label", flat=True))
-    layout = Layout(show.screen.rows, show.screen.seats_per_row)
-    seats = [
-        {
-            "label": f"{ROW_LETTERS[r]}{n}",
-            "row": ROW_LETTERS[r],
-            "number": n,
-            "available": f"{ROW_LETTERS[r]}{n}" not in held,
-        }
-        for r in range(layout.rows)
-        for n in range(1, layout.seats_per_row + 1)
-    ]
-    return {"show": show.pk, "total": layout.total, "available": layout.total - len(held), "seats": seats}
+    layout, held = Layout(row[0], row[1]), set(row[2])
+    seats = []
+    for letter in ROW_LETTERS[: layout.rows]:
+        for number in range(1, layout.seats_per_row + 1):
+            label = f"{letter}{number}"
+            seats.append({"label": label, "row": letter, "number": number, "available": label not in held})
+    return {"show": show_id, "total": layout.total, "available": layout.total - len(held), "seats": seats}
 
 
 def _visible_bookings(*, user) -> QuerySet[Booking]:

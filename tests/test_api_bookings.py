@@ -179,3 +179,24 @@ def test_lists_are_own_newest_first_and_filterable(user_api, other_api, show, us
     assert user_api.get(f"/api/v1/users/{user.pk}/bookings").json()["count"] == 3
     assert user_api.get(f"/api/v1/users/{other_user.pk}/bookings").status_code == 404
     assert staff_api.get(f"/api/v1/users/{user.pk}/bookings?status=pending").json()["count"] == 2
+
+
+@pytest.mark.parametrize("time_zone", ["UTC", "Europe/Paris"])
+def test_the_lean_booking_body_matches_the_documented_serializer(user, other_user, show, settings, time_zone):
+    """booking_representation (the hot paths) renders exactly what BookingOutputSerializer
+    (the schema and the lists) renders, in every state and time zone."""
+    from booking_api.serializers import BookingOutputSerializer, booking_representation
+    from core.services.bookings import booking_cancel, booking_submit
+
+    settings.TIME_ZONE = time_zone
+    pending, _ = booking_submit(user_id=user.pk, show_id=show.pk, seats=["B2", "B3"])
+    booking_submit(user_id=other_user.pk, show_id=show.pk, seats=["C1"])
+    quantity, _ = booking_submit(user_id=user.pk, show_id=show.pk, quantity=2)
+    failed, _ = booking_submit(user_id=other_user.pk, show_id=show.pk, seats=["B3"])
+    states = [Booking.objects.get(pk=pending.pk), Booking.objects.get(pk=quantity.pk)]
+    booking_decide_batch(show_id=show.pk)
+    cancelled = booking_cancel(booking_id=pending.pk, user=user)
+    states += [cancelled, *Booking.objects.filter(pk__in=[quantity.pk, failed.pk])]
+    assert {b.status for b in states} == {"pending", "confirmed", "failed", "cancelled"}
+    for booking in states:
+        assert booking_representation(booking) == BookingOutputSerializer(booking).data

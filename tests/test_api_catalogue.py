@@ -220,3 +220,26 @@ def test_show_count_query_is_bounded(api, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
         assert api.get(f"/api/v1/movies/{movie.pk}/shows").status_code == 200
     assert Show.objects.count() == 14
+
+
+def test_a_response_is_freed_when_the_request_ends(show):
+    """The view drops its reference to the response, so a large body (a seat map) is freed
+    by reference counting at once rather than left to the cyclic garbage collector."""
+    import gc
+    import weakref
+
+    from rest_framework.test import APIRequestFactory
+
+    from booking_api.views.catalogue import ShowSeatMapApi
+
+    view = ShowSeatMapApi.as_view()
+    gc.collect()
+    gc.disable()
+    try:
+        response = view(APIRequestFactory().get(f"/api/v1/shows/{show.pk}/seats"), show_id=show.pk).render()
+        assert response.status_code == 200
+        freed = weakref.ref(response)
+        del response
+        assert freed() is None
+    finally:
+        gc.enable()

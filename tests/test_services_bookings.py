@@ -107,6 +107,30 @@ def test_same_key_with_another_body_is_a_conflict(user, show):
     assert error.value.code == "idempotency_key_reused"
 
 
+def test_a_replay_is_answered_even_once_the_show_has_started(user, show):
+    """Submission inserts first and looks the key up only when refused: a replay that
+    would now fail validation still returns the original booking."""
+    first = submit(user, show, quantity=2, idempotency_key="key-1")
+    show.starts_at = timezone.now() - timedelta(minutes=1)
+    show.save()
+    again, created = booking_submit(user_id=user.pk, show_id=show.pk, quantity=2, idempotency_key="key-1")
+    assert (again.pk, created) == (first.pk, False)
+
+
+def test_a_reused_key_with_an_invalid_body_is_a_conflict(user, show):
+    submit(user, show, seats=["A1"], idempotency_key="key-1")
+    with pytest.raises(Conflict):
+        booking_submit(user_id=user.pk, show_id=show.pk, seats=["Z99"], idempotency_key="key-1")
+
+
+def test_submit_returns_the_row_as_stored(user, show):
+    booking = submit(user, show, seats=["B2", "B1"], idempotency_key="k")
+    stored = Booking.objects.get(pk=booking.pk)
+    assert (booking.sequence, booking.created_at, booking.seats) == (stored.sequence, stored.created_at, ["B2", "B1"])
+    assert (stored.status, stored.quantity, stored.idempotency_key) == ("pending", 2, "k")
+    assert stored.request_fingerprint == booking.request_fingerprint != ""
+
+
 def test_keys_are_per_user(user, other_user, show):
     submit(user, show, quantity=1, idempotency_key="shared")
     submit(other_user, show, quantity=1, idempotency_key="shared")

@@ -10,6 +10,7 @@ the recovery job re-queues anything a lost message or a dead worker left pending
 
 import logging
 
+from amqp.exceptions import ChannelError
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -52,6 +53,34 @@ def publish_decision(*, show_id: int, booking_id=None) -> None:
         retry=True,
         retry_policy=settings.CELERY_PUBLISH_RETRY_POLICY,
     )
+
+
+def warm_publisher() -> None:
+    """Load the tasks and open the producer pool's broker connection and the Redis client's,
+    so that a web process's first wake-up costs what every later one does (gunicorn's
+    post_worker_init calls this)."""
+    from workers.tasks import decide_show
+
+    with decide_show.app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=1)
+        producer.channel  # noqa: B018 - opening the channel connects to the broker
+    redis_client().ping()
+
+
+def bookings_queue() -> str:
+    return settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
+
+
+def wakeups_queued() -> bool:
+    """Whether a wake-up waits in the bookings queue (a passive declare: the broker's count)."""
+    from workers.tasks import decide_show
+
+    with decide_show.app.connection_or_acquire() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=bookings_queue(), passive=True).message_count > 0
+        except ChannelError:
+            # Redis keeps no empty lists: a queue with nothing in it "does not exist".
+            return False
 
 
 def keep_wake_marker(*, show_id: int) -> None:

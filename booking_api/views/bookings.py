@@ -13,6 +13,7 @@ from booking_api.serializers import (
     BookingCreateInputSerializer,
     BookingListQuerySerializer,
     BookingOutputSerializer,
+    booking_representation,
 )
 from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
@@ -52,7 +53,7 @@ def _idempotency_key(request) -> str | None:
 
 
 def _booking_response(booking, *, http_status: int = status.HTTP_200_OK) -> Response:
-    response = Response(BookingOutputSerializer(booking).data, status=http_status)
+    response = Response(booking_representation(booking), status=http_status)
     if booking.status == booking.Status.PENDING:
         response["Retry-After"] = str(settings.BOOKING_POLL_RETRY_AFTER)
     return response

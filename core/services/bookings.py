@@ -5,22 +5,24 @@ decided later, serially per show, by `booking_decide_batch` under the show's row
 (the workers add a Redis lock on top so that only one process drains a show at a time).
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core import metrics
 from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
-from core.models import BookedSeat, Booking, Show
-from core.seating import Layout, SeatAllocator
+from core.models import BookedSeat, Booking, Screen, Show
+from core.seating import Layout, SeatAllocator, label_position
 
 logger = logging.getLogger("core.bookings")
 
@@ -33,7 +35,28 @@ def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | N
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _check_request(*, show: Show | None, seats: Sequence[str] | None, quantity: int | None) -> None:
+class _ShowFacts(NamedTuple):
+    """What submission checks about a show."""
+
+    status: str
+    starts_at: datetime
+    rows: int
+    seats_per_row: int
+
+
+def _show_facts(show_id: int) -> _ShowFacts | None:
+    # One primary-key join issued directly: building it with the ORM cost more than running it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.status, s.starts_at, c.rows, c.seats_per_row FROM {Show._meta.db_table} s "  # noqa: S608
+            f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
+            [show_id],
+        )
+        row = cursor.fetchone()
+    return _ShowFacts(*row) if row else None
+
+
+def _check_request(*, show: _ShowFacts | None, seats: Sequence[str] | None, quantity: int | None) -> None:
     """Raise ValidationFailed with field details for every reason the request cannot be accepted."""
     errors: dict[str, list[str]] = {}
     limit = settings.BOOKING_MAX_SEATS
@@ -52,7 +75,7 @@ def _check_request(*, show: Show | None, seats: Sequence[str] | None, quantity: 
         elif len(set(seats)) != len(seats):
             errors["seats"] = ["The same seat is listed more than once."]
         elif show is not None:
-            layout = Layout(show.screen.rows, show.screen.seats_per_row)
+            layout = Layout(show.rows, show.seats_per_row)
             unknown = [label for label in seats if layout.parse(label) is None]
             if unknown:
                 errors["seats"] = [f"Not a seat of this screen: {', '.join(unknown)}."]
@@ -90,14 +113,6 @@ def booking_submit(
     Raises ValidationFailed (400) or Conflict (409, key reused with another body).
     """
     fingerprint = _fingerprint(show_id=show_id, seats=seats, quantity=quantity)
-    if idempotency_key is not None:
-        replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
-        if replay is not None:
-            return replay, False
-
-    show = Show.objects.select_related("screen").filter(pk=show_id).first()
-    _check_request(show=show, seats=seats, quantity=quantity)
-
     booking = Booking(
         user_id=user_id,
         show_id=show_id,
@@ -106,13 +121,32 @@ def booking_submit(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         request_id=current_request_id() or "",
+        created_at=timezone.now(),
     )
     try:
-        with transaction.atomic():
-            booking.save(force_insert=True)
-            transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
+        with _one_statement_each():
+            if not _insert_if_bookable(booking, seats=seats, quantity=quantity):
+                # Refused by the show or its layout, or invalid on its face: say exactly
+                # why; should the show have changed in between, the check passes and the
+                # row goes in after all.
+                _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity)
+                _insert_pending(booking)
+        # Queued once the row is committed: at once in autocommit, or when the caller's
+        # transaction commits.
+        transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
+    except ValidationFailed:
+        # A replay is answered with the original booking even once the request would no
+        # longer be accepted (the show has started since, say).
+        replay = idempotency_key and _find_replay(
+            user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
+        )
+        if replay:
+            return replay, False
+        raise
     except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the first one's row won.
+        # The key was used before (a replay, or two requests racing with one key): the
+        # unique (user, idempotency_key) index refused this row, so the first one stands.
+        # Looking only after a refusal keeps an ordinary submission to one statement.
         if idempotency_key is None:
             raise
         replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -122,6 +156,109 @@ def booking_submit(
     logger.info("booking accepted", extra={"booking_id": str(booking.id), "show_id": show_id})
     metrics.booking_accepted(by_quantity=seats is None)
     return booking, True
+
+
+def _one_statement_each():
+    """No transaction of its own: every write of a submission is one statement, atomic by
+    itself, and in autocommit it commits without a COMMIT round trip. Inside a caller's
+    transaction, a savepoint keeps a refused row from breaking that transaction."""
+    if transaction.get_connection().in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
+
+
+def _request_bounds(*, seats: Sequence[str] | None, quantity: int | None) -> tuple[int, int] | None:
+    """The smallest (rows, seats per row) a screen needs for this request, or None when
+    the request is invalid whatever the show (the full check then says why)."""
+    limit = settings.BOOKING_MAX_SEATS
+    if (seats is None) == (quantity is None):
+        return None
+    if seats is None:
+        return (1, 1) if 1 <= quantity <= limit else None
+    if not 1 <= len(seats) <= limit or len(set(seats)) != len(seats):
+        return None
+    positions = [label_position(label) for label in seats]
+    if None in positions:
+        return None
+    return max(row for row, _ in positions) + 1, max(seat for _, seat in positions) + 1
+
+
+def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quantity: int | None) -> bool:
+    """Insert the pending row in the same statement that checks the show accepts it (exists,
+    not cancelled, not started, every seat on its screen); False if it does not."""
+    bounds = _request_bounds(seats=seats, quantity=quantity)
+    if bounds is None:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar "
+            f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
+            "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
+            "RETURNING sequence",
+            [
+                *_insert_values(booking),
+                booking.show_id,
+                str(Show.Status.CANCELLED),
+                booking.created_at,
+                *bounds,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _mark_inserted(booking, sequence=row[0])
+    return True
+
+
+_INSERT_COLUMNS = (
+    "id",
+    "user_id",
+    "show_id",
+    "status",
+    "seats",
+    "quantity",
+    "idempotency_key",
+    "request_fingerprint",
+    "decide_attempts",
+    "created_at",
+    "request_id",
+)
+
+
+def _insert_values(booking: Booking) -> list:
+    return [
+        str(booking.id),
+        booking.user_id,
+        booking.show_id,
+        str(Status.PENDING),
+        booking.seats,
+        booking.quantity,
+        booking.idempotency_key,
+        booking.request_fingerprint,
+        booking.decide_attempts,
+        booking.created_at,
+        booking.request_id,
+    ]
+
+
+def _insert_pending(booking: Booking) -> None:
+    """INSERT the pending row unconditionally (the request was just checked)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
+            _insert_values(booking),
+        )
+        _mark_inserted(booking, sequence=cursor.fetchone()[0])
+
+
+def _mark_inserted(booking: Booking, *, sequence: int) -> None:
+    # The instance now stands for a stored row, as if Model.save() had written it (built by
+    # hand: save() spends longer building its statement than PostgreSQL running it).
+    booking.sequence = sequence
+    booking._state.adding = False
+    booking._state.db = connection.alias
 
 
 def _queue_decision(*, show_id: int, booking_id) -> None:
@@ -190,18 +327,25 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
         Booking.objects.select_for_update(of=("self",))
         .filter(show_id=show_id, status=Status.PENDING)
         .order_by("sequence")
-        .only("id", "show_id", "seats", "quantity", "created_at", "status", "request_id")[:limit]
+        # Every field the decision sets or logs: a deferred one would be fetched row by row.
+        .only(
+            "id",
+            "show_id",
+            "seats",
+            "quantity",
+            "created_at",
+            "status",
+            "failure_reason",
+            "decided_at",
+            "confirmed_at",
+            "request_id",
+        )[:limit]
     )
     if not bookings:
         return []
     now = timezone.now()
     held = _decide(bookings=bookings, show=show, now=now)
-    # The unique (show, seat_label) constraint is the last line: should anything above be
-    # wrong, this insert fails and the whole batch rolls back, leaving the rows pending.
-    BookedSeat.objects.bulk_create(held)
-    Booking.objects.bulk_update(
-        bookings, ["status", "seats", "failure_reason", "decided_at", "confirmed_at"], batch_size=limit
-    )
+    _write_decisions(show_id=show_id, bookings=bookings, held=held, now=now)
     transaction.on_commit(lambda: metrics.bookings_decided(bookings, now=now))
     for booking in bookings:
         logger.info(
@@ -217,6 +361,43 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             },
         )
     return bookings
+
+
+def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[BookedSeat], now: datetime) -> None:
+    """Write a decided batch in two statements whatever its size: the held seats, then every
+    booking's outcome. Arrays are unnested server-side; bulk_create/bulk_update would send
+    one placeholder per value and, for the update, a CASE per column whose length grows
+    with the batch."""
+    confirmed = Status.CONFIRMED
+    # Table names come from the models, never from input; every value is a parameter.
+    with connection.cursor() as cursor:
+        if held:
+            # The unique (show, seat_label) constraint is the last line: should anything
+            # above be wrong, this insert fails and the whole batch rolls back, leaving the
+            # rows pending.
+            cursor.execute(
+                f"INSERT INTO {BookedSeat._meta.db_table} (show_id, seat_label, booking_id) "  # noqa: S608
+                "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
+                [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
+            )
+        # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
+        cursor.execute(
+            f"UPDATE {Booking._meta.db_table} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608
+            "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
+            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END "
+            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[]) AS v(id, status, reason, seats) "
+            "WHERE b.id = v.id",
+            [
+                now,
+                str(confirmed),
+                now,
+                str(confirmed),
+                [str(b.pk) for b in bookings],
+                [str(b.status) for b in bookings],
+                [str(b.failure_reason) if b.failure_reason else None for b in bookings],
+                [",".join(b.seats) if b.status == confirmed else "" for b in bookings],
+            ],
+        )
 
 
 # Errors that say PostgreSQL is unreachable or busy, not that a booking is broken: the
