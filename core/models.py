@@ -144,8 +144,12 @@ class Booking(models.Model):
         PROCESSING_ERROR = "processing_error"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
-    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="bookings")
+    # No single-column indexes on the foreign keys: the composite indexes below lead with
+    # them, and every index is one more write per booking insert and decision.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings", db_index=False
+    )
+    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="bookings", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     # While pending: the explicitly requested seats (empty for a quantity request).
     # Once confirmed: the seats held.
@@ -159,7 +163,7 @@ class Booking(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True)
     # Acceptance order (see BOOKING_SEQUENCE): the decider works oldest first by this.
     sequence = models.BigIntegerField(
-        db_default=Func(models.Value(BOOKING_SEQUENCE), function="nextval"), unique=True, editable=False
+        db_default=Func(models.Value(BOOKING_SEQUENCE), function="nextval"), editable=False
     )
     decide_attempts = models.PositiveSmallIntegerField(default=0)
     # The X-Request-ID of the submission, so that the worker that decides the booking (in a
@@ -187,11 +191,8 @@ class Booking(models.Model):
         indexes = [
             # The decider's drain: pending bookings of one show, oldest accepted first.
             models.Index(fields=["show", "sequence"], condition=Q(status="pending"), name="booking_pending_show_idx"),
-            # The recovery job: pending bookings older than the grace period.
-            models.Index(fields=["created_at"], condition=Q(status="pending"), name="booking_pending_age_idx"),
-            # A user's bookings, newest first, optionally by status.
+            # A user's bookings, newest first (a ?status= filter reads the same few rows).
             models.Index(fields=["user", "-created_at"], name="booking_user_created_idx"),
-            models.Index(fields=["user", "status", "-created_at"], name="booking_user_status_idx"),
             models.Index(fields=["show", "status"], name="booking_show_status_idx"),
         ]
 
@@ -206,7 +207,8 @@ class Booking(models.Model):
 class BookedSeat(models.Model):
     """A seat held by a confirmed booking. Cancelling deletes the row, freeing the seat."""
 
-    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="booked_seats")
+    # Indexed by the unique (show, seat_label) constraint, which leads with it.
+    show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="booked_seats", db_index=False)
     seat_label = models.CharField(max_length=4)
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="booked_seats")
 
@@ -220,7 +222,6 @@ class BookedSeat(models.Model):
                 condition=Q(seat_label__regex=seating.LABEL_PATTERN), name="booked_seat_label_canonical"
             ),
         ]
-        indexes = [models.Index(fields=["booking"], name="booked_seat_booking_idx")]
 
     def __str__(self) -> str:
         return f"{self.show_id}:{self.seat_label}"
