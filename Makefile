@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast install services migrate lint format clean
+.PHONY: run test test-faults install services migrate lint format clean
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -26,10 +26,15 @@ run: install .env
 	@echo ""
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
-## test: the whole test suite against the local PostgreSQL and Redis
+## test: the whole test suite against the local PostgreSQL and Redis, but the fault tests
 test: install
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults"
+
+## test-faults: kill, stop, freeze and slow down processes and servers (private PostgreSQL and Redis)
+test-faults: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	$(PY) -m pytest -m faults tests/faults
 
 install: $(VENV)/.installed
 
