@@ -211,9 +211,29 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     return bookings
 
 
-# Errors that say PostgreSQL is unreachable or busy, not that a booking is broken: the
-# caller retries the whole drain later instead of blaming a booking.
+# Errors that may say PostgreSQL is unreachable, not that a booking is broken: the caller
+# retries the whole drain later instead of blaming a booking (see database_unavailable).
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+# SQLSTATEs of an OperationalError that mean the server or the connection is going away:
+# connection exceptions (class 08), shutdowns, a server still starting, no free connection.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says PostgreSQL cannot be reached, rather than that one statement failed.
+
+    psycopg2 reports both as OperationalError: a refused or lost connection (no SQLSTATE, or
+    one of the above), but also a statement_timeout (57014) or a deadlock (40P01). Those
+    come from the work itself and may come back on every retry, so they must count against
+    a booking like any other error, or one such booking would block its show for ever.
+    """
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
+    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], ...] = ()) -> list[Booking]:
@@ -222,21 +242,25 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
     A batch that raises an unexpected error is rolled back (its bookings stay pending) and
     the oldest pending booking is decided alone; if that raises too, the attempt is counted
     against it (see booking_record_failed_attempt), so one poison booking costs a bounded
-    number of attempts and never blocks the rest of its show. Transient database errors and
-    the `propagate` types are re-raised for the caller to retry.
+    number of attempts and never blocks the rest of its show. Errors saying PostgreSQL is
+    unavailable (database_unavailable) and the `propagate` types are re-raised for the
+    caller to retry.
     """
-    reraise = TRANSIENT_ERRORS + propagate
     try:
         return booking_decide_batch(show_id=show_id)
-    except reraise:
+    except propagate:
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
         logger.exception("decision batch failed; deciding the oldest booking alone", extra={"show_id": show_id})
     try:
         return booking_decide_batch(show_id=show_id, limit=1)
-    except reraise:
+    except propagate:
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
         logger.exception("deciding a booking failed", extra={"show_id": show_id})
     booking = booking_record_failed_attempt(show_id=show_id)
     return [booking] if booking is not None else []

@@ -7,7 +7,9 @@ booking must fail with its own reason (`processing_error`) after BOOKING_MAX_DEC
 attempts, the other bookings of its show must be decided as usual, and nothing may go on
 looping in the queue afterwards.
 
-`error` is the SQLSTATE the trigger raises: P0001 is a plain error.
+`error` is the SQLSTATE the trigger raises: P0001 is a plain error; 57014 (query_canceled,
+what a statement_timeout raises) and 40P01 (deadlock_detected) are errors psycopg2 reports
+as OperationalError, which the workers otherwise treat as PostgreSQL being unavailable.
 """
 
 import time
@@ -34,7 +36,7 @@ def _received(service) -> int:
     return sum(w.log().count("Task bookings.decide_show[") for w in service.workers.values())
 
 
-@pytest.mark.parametrize("error", ["P0001"])
+@pytest.mark.parametrize("error", ["P0001", "57014", "40P01"])
 def test_a_poison_booking_fails_alone_and_blocks_nobody(stack, error):
     service = stack(BOOKING_MAX_DECIDE_ATTEMPTS=ATTEMPTS).start(workers=("w1", "w2"), concurrency=1)
     show_ids = [service.create_show(rows=5, seats_per_row=8)["id"] for _ in range(2)]
