@@ -80,3 +80,25 @@ def test_an_oversized_body_is_413_whatever_its_framing(live_stack, chunked):
     body = json.dumps({"show": 1, "seats": ["A1"], "padding": "x" * 200_000}).encode()  # limit: 64 KiB
     raw = _post("/api/v1/bookings", bearer(UserFactory()), body, chunked=chunked)
     _json_error(*_exchange(live_stack.base_url, raw), 413, "request_too_large")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"GET /api/v1/movies?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"GET /api/v1/movies HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            b"POST /api/v1/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "bad_request",
+        ),
+        (b"GET /api/v1/movies HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["uri-too-long", "header-too-large", "bad-chunk-size", "bad-http-version"],
+)
+def test_requests_the_server_cannot_parse_get_the_json_error_shape(live_stack, raw, status, code):
+    _json_error(*_exchange(live_stack.base_url, raw), status, code)
