@@ -170,6 +170,7 @@ SWAGGER_SETTINGS = {
     "USE_SESSION_AUTH": False,
     "PERSIST_AUTH": True,
     "DEFAULT_INFO": "booking_api.openapi.API_INFO",
+    "DEFAULT_AUTO_SCHEMA_CLASS": "booking_api.openapi.BookingAutoSchema",
 }
 
 # --- Bookings ---------------------------------------------------------------------------
