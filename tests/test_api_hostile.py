@@ -37,3 +37,18 @@ def test_probes_refuse_other_methods_with_json_405(browserless, path, method):
     response = getattr(browserless, method)(path)
     _error(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 30_000 + "]" * 30_000,
+        '{"a":' * 10_000 + "1" + "}" * 10_000,
+        '{"show": 1, "seats": ' + "[" * 5_000 + "]" * 5_000 + "}",
+    ],
+    ids=["arrays", "objects", "inside-a-field"],
+)
+@pytest.mark.parametrize("path", ["/api/v1/bookings", "/api/v1/auth/login"])
+def test_deeply_nested_json_is_a_parse_error(user_api, path, body):
+    user_api.raise_request_exception = False
+    _error(user_api.generic("POST", path, body, content_type="application/json"), 400, "parse_error")
