@@ -32,7 +32,8 @@ class Layout:
 
     def parse(self, label: object) -> tuple[int, int] | None:
         """(row index, seat index) of a label on this layout, or None if it is not a seat here."""
-        if not isinstance(label, str) or not _LABEL_RE.match(label):
+        # fullmatch: with match, "$" also matches before a final newline, so "A1\n" was A1.
+        if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
             return None
         row = ord(label[0]) - ord("A")
         seat = int(label[1:]) - 1

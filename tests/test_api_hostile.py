@@ -52,3 +52,20 @@ def test_probes_refuse_other_methods_with_json_405(browserless, path, method):
 def test_deeply_nested_json_is_a_parse_error(user_api, path, body):
     user_api.raise_request_exception = False
     _error(user_api.generic("POST", path, body, content_type="application/json"), 400, "parse_error")
+
+
+# Spellings that a lenient parser could take for A1, and labels that are no seat at all
+# ("\uff21\uff11" is full-width A1, "A\u0661" has an Arabic-Indic digit one).
+NOT_SEATS = ["A01", "a1", " A1", "A1 ", "A1\n", "\tA1", "A 1", "\uff21\uff11", "A\u0661", "A1.0", "A+1", "AA1"]
+NOT_SEATS += ["A0", "Z1", "A99", ""]
+
+
+@pytest.mark.parametrize("label", NOT_SEATS)
+def test_a_seat_label_is_exact_or_refused_never_an_alias(user_api, other_user, show, label):
+    from core.models import BookedSeat, Booking
+
+    holder = Booking.objects.create(user=other_user, show=show, quantity=1, status="confirmed", seats=["A1"])
+    BookedSeat.objects.create(show=show, seat_label="A1", booking=holder)
+    body = _error(user_api.post("/api/v1/bookings", {"show": show.pk, "seats": [label]}), 400, "validation_error")
+    assert "seats" in body["details"]
+    assert Booking.objects.count() == 1
