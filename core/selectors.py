@@ -70,8 +70,9 @@ def show_list(
     if screen_id is not None:
         shows = shows.filter(screen_id=screen_id)
     if day is not None:
-        start = timezone.make_aware(datetime.combine(day, time.min))
-        shows = shows.filter(starts_at__gte=start, starts_at__lt=start + timedelta(days=1))
+        shows = shows.filter(starts_at__gte=timezone.make_aware(datetime.combine(day, time.min)))
+        if day < date.max:  # the last day of the calendar has no next day to stop at
+            shows = shows.filter(starts_at__lt=timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min)))
     return _with_availability(shows).order_by("starts_at", "id")
 
 

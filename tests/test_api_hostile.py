@@ -69,3 +69,24 @@ def test_a_seat_label_is_exact_or_refused_never_an_alias(user_api, other_user, s
     body = _error(user_api.post("/api/v1/bookings", {"show": show.pk, "seats": [label]}), 400, "validation_error")
     assert "seats" in body["details"]
     assert Booking.objects.count() == 1
+
+
+@pytest.mark.parametrize("starts_at", ["9999-12-31T23:00:00Z", "9999-12-29T23:00:00Z", "0001-01-01T00:00:00Z"])
+def test_a_show_at_the_ends_of_the_calendar_is_a_400(staff_api, show, starts_at):
+    body = {"movie": show.movie_id, "screen": show.screen_id, "starts_at": starts_at, "price": "9.00"}
+    assert "starts_at" in _error(staff_api.post("/api/v1/shows", body), 400, "validation_error")["details"]
+    moved = _error(staff_api.patch(f"/api/v1/shows/{show.pk}", {"starts_at": starts_at}), 400, "validation_error")
+    assert "starts_at" in moved["details"]
+
+
+def test_a_longer_movie_cannot_push_a_show_past_the_calendar(staff_api, show):
+    late = {"movie": show.movie_id, "screen": show.screen_id, "starts_at": "9999-12-29T20:00:00Z", "price": "9.00"}
+    assert staff_api.post("/api/v1/shows", late).status_code == 201
+    response = staff_api.patch(f"/api/v1/movies/{show.movie_id}", {"duration_minutes": 1000})
+    assert "duration_minutes" in _error(response, 400, "validation_error")["details"]
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_listing_shows_on_the_first_or_last_day_of_the_calendar(api, show, day):
+    assert api.get(f"/api/v1/shows?date={day}").json()["results"] == []
+    assert api.get(f"/api/v1/movies/{show.movie_id}/shows?date={day}").json()["results"] == []
