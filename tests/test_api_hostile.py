@@ -90,3 +90,102 @@ def test_a_longer_movie_cannot_push_a_show_past_the_calendar(staff_api, show):
 def test_listing_shows_on_the_first_or_last_day_of_the_calendar(api, show, day):
     assert api.get(f"/api/v1/shows?date={day}").json()["results"] == []
     assert api.get(f"/api/v1/movies/{show.movie_id}/shows?date={day}").json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", ""],
+)
+def test_a_body_that_is_not_json_is_415(user_api, show, content_type):
+    body = f'{{"show": {show.pk}, "quantity": 1}}'
+    response = user_api.generic("POST", "/api/v1/bookings", body, content_type=content_type)
+    _error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"show": "\xff\xfe"}', '{"show": 1, "quantity": 1}'.encode("utf-16"), b"\xc3\x28", b'{"show": 1}\x00'],
+    ids=["invalid-utf8", "utf16", "truncated-sequence", "trailing-nul"],
+)
+def test_a_body_that_is_not_utf8_json_is_400(user_api, body):
+    _error(user_api.generic("POST", "/api/v1/bookings", body, content_type="application/json"), 400, "parse_error")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/bookings", {"show": 1, "seats": ["A\x001"]}, "seats"),
+        ("/api/v1/auth/signup", {"username": "a\x00b", "email": "a@example.com", "password": "long-pass"}, "username"),
+        ("/api/v1/auth/login", {"username": "a", "password": "pass\x00word"}, "password"),
+        ("/api/v1/auth/refresh", {"refresh": "abc\x00def"}, "refresh"),
+        ("/api/v1/movies", {"title": "The\x00Movie", "duration_minutes": 90}, "title"),
+    ],
+)
+def test_null_bytes_in_json_strings_are_400(staff_api, path, body, field):
+    assert field in _error(staff_api.post(path, body), 400, "validation_error")["details"]
+
+
+@pytest.mark.parametrize("query", ["search=%00", "genre=a%00b", "language=%00", "ordering=%00title"])
+def test_null_bytes_in_query_strings_are_400(api, query):
+    _error(api.get(f"/api/v1/movies?{query}"), 400, "validation_error")
+
+
+def test_huge_page_sizes_are_capped_at_100(api, staff_api):
+    for n in range(105):
+        staff_api.post("/api/v1/screens", {"name": f"Hall {n}", "rows": 1, "seats_per_row": 1})
+    for size in ("1000000", str(10**40), "100.5", "-5", "abc", "0", ""):
+        body = api.get(f"/api/v1/screens?page_size={size}").json()
+        assert body["count"] == 105
+        assert len(body["results"]) <= 100
+
+
+@pytest.mark.parametrize("page", ["0", "-1", str(10**40), "abc", "1.5", "%00"])
+def test_pages_that_do_not_exist_are_json_404(api, page):
+    _error(api.get(f"/api/v1/movies?page={page}"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/movies/-1",
+        "/api/v1/movies/0",
+        "/api/v1/movies/99999999999999999999999",
+        "/api/v1/movies/1e3",
+        "/api/v1/shows/-5/seats",
+        f"/api/v1/shows/{2**63}",
+        "/api/v1/screens/999999999999999999",
+        "/api/v1/movies/1%00",
+        "/api/v1/bookings/00000000-0000-0000-0000-000000000000",
+        "/api/v1/bookings/-1",
+        "/api/v1/users/-1/bookings",
+        "/api/v1/users/99999999999999999999/bookings",
+    ],
+)
+def test_negative_and_enormous_ids_are_json_404(user_api, path):
+    _error(user_api.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"show": -1, "quantity": 1},
+        {"show": 0, "quantity": 1},
+        {"show": 2**63, "quantity": 1},
+        {"show": 10**40, "quantity": 1},
+        {"show": 1.5, "quantity": 1},
+        {"show": None, "quantity": 1},
+        {"show": [1], "quantity": 1},
+        {"show": {"id": 1}, "quantity": 1},
+        {"show": 1, "quantity": 10**40},
+        {"show": 1, "quantity": -(2**63)},
+        {"show": 1, "seats": "A1"},
+        {"show": 1, "seats": [["A1"]]},
+        {"show": 1, "seats": ["A1"] * 1000},
+        {"show": 1, "seats": ["x" * 10_000]},
+    ],
+)
+def test_out_of_range_and_wrongly_typed_booking_fields_are_400(user_api, body):
+    from core.models import Booking
+
+    _error(user_api.post("/api/v1/bookings", body), 400, "validation_error")
+    assert not Booking.objects.exists()
