@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults install services migrate lint format clean
+.PHONY: run test test-faults security install services migrate lint format clean
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -50,6 +50,10 @@ $(VENV)/.installed: requirements.txt
 	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
+
+## security: bandit over the project; medium and high findings fail (a `# nosec` must say why)
+security: install
+	bandit -c pyproject.toml -r . --severity-level medium --quiet
 
 lint: install
 	ruff check .

@@ -1,6 +1,6 @@
-"""Security properties of the configuration: `check --deploy` is clean with the production
-switches on, DEBUG is off and a secret key is required by default, and no secret is
-committed."""
+"""Security properties of the code and the configuration: bandit finds nothing of medium or
+high severity, `check --deploy` is clean with the production switches on, DEBUG is off and
+a secret key is required by default, and no secret is committed."""
 
 import os
 import re
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT
+from tests.live import BIN, ROOT
 
 # Production: behind a TLS-terminating proxy, with the switches the README lists.
 PRODUCTION = {
@@ -43,6 +43,18 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=_clean_env(**env), capture_output=True, text=True, check=False
     )
+
+
+def test_bandit_finds_nothing_of_medium_or_high_severity():
+    result = subprocess.run(
+        [str(BIN / "bandit"), "-c", "pyproject.toml", "-r", ".", "--severity-level", "medium", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_check_deploy_is_clean_with_the_production_switches():

@@ -83,9 +83,15 @@ CREATE TRIGGER fault_submit_pause BEFORE INSERT ON core_booking
 """
 
 
+WAITING = {
+    # Sessions paused at a breakpoint of this test, and sessions waiting for a row lock.
+    "at_breakpoint": "SELECT client_port FROM pg_stat_activity WHERE wait_event = 'advisory'",
+    "for_a_lock": "SELECT client_port FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+}
+
+
 def _waiting(conn, what: str) -> set[int]:
-    # `what` is one of the fixed conditions of this module.
-    return {port for (port,) in rows(conn, f"SELECT client_port FROM pg_stat_activity WHERE {what}")}  # noqa: S608
+    return {port for (port,) in rows(conn, WAITING[what])}
 
 
 def _pool_pid(service, ports: set[int]) -> int | None:
@@ -108,10 +114,10 @@ def test_a_frozen_lock_holder_cannot_double_book(stack, last_line):
         execute(pauses, "SELECT pg_advisory_lock(%s), pg_advisory_lock(%s)", DECIDER_PAUSE, SUBMIT_PAUSE)
 
         late = clients.book_all_in_background([{"show": show_id, "seats": ["A1"]}], key="late-commit")
-        wait_until(lambda: _waiting(conn, "wait_event = 'advisory'"), timeout=10, what="X paused before commit")
+        wait_until(lambda: _waiting(conn, "at_breakpoint"), timeout=10, what="X paused before commit")
         assert clients.book(1, {"show": show_id, "seats": ["A1", "A2"]})
         holder = wait_until(
-            lambda: _pool_pid(service, _waiting(conn, "wait_event = 'advisory'")),
+            lambda: _pool_pid(service, _waiting(conn, "at_breakpoint")),
             timeout=15,
             what="the decider of Y paused in its transaction",
         )
@@ -125,7 +131,7 @@ def test_a_frozen_lock_holder_cannot_double_book(stack, last_line):
 
             second_wave = clients.book_all_in_background(quantity_requests([show_id], 40, seed=9))
             other = wait_until(
-                lambda: _pool_pid(service, _waiting(conn, "wait_event_type = 'Lock'")),
+                lambda: _pool_pid(service, _waiting(conn, "for_a_lock")),
                 timeout=15,
                 what="the other worker to meet the frozen transaction",
             )
