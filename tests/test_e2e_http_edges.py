@@ -8,8 +8,10 @@ import socket
 
 import pytest
 
+from core.models import Booking
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
+from tests.live import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -73,6 +75,8 @@ def test_a_chunked_booking_is_read_like_any_other(live_stack):
     )
     assert status == 202, answer
     assert json.loads(answer)["quantity"] == 2
+    # Decided before the test ends: the flush of the test database must not race the worker.
+    wait_until(lambda: not Booking.objects.filter(status="pending").exists(), timeout=30, what="the decision")
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -102,3 +106,39 @@ def test_an_oversized_body_is_413_whatever_its_framing(live_stack, chunked):
 )
 def test_requests_the_server_cannot_parse_get_the_json_error_shape(live_stack, raw, status, code):
     _json_error(*_exchange(live_stack.base_url, raw), status, code)
+
+
+@pytest.fixture(scope="module")
+def strict_web(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A second gunicorn with low rate limits (the suite's own are out of reach)."""
+    from tests import live
+
+    web, base_url = live.start_web(
+        tmp_path_factory.mktemp("strict"), THROTTLE_ANON="5/min", THROTTLE_USER="5/min", THROTTLE_AUTH="3/min"
+    )
+    yield base_url
+    web.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "limit"),
+    [("GET", "/api/v1/movies", 5), ("POST", "/api/v1/auth/login", 3)],
+    ids=["anonymous", "login"],
+)
+def test_rotating_forwarded_addresses_does_not_escape_the_throttle(strict_web, method, path, limit):
+    import httpx
+
+    tries = 2 * limit + 2  # even split over two rate windows, at least 2 requests are refused
+    with httpx.Client(base_url=strict_web, timeout=10) as client:
+        responses = [
+            client.request(
+                method,
+                path,
+                json={"username": "nobody", "password": "guess"} if method == "POST" else None,
+                headers={"X-Forwarded-For": f"10.0.{i}.1, 192.0.2.{i}", "X-Real-IP": f"10.1.0.{i}"},
+            )
+            for i in range(tries)
+        ]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(refused) >= 2, [r.status_code for r in responses]
+    assert all(r.headers["Retry-After"].isdigit() and r.json()["code"] == "throttled" for r in refused)
