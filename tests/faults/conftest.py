@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests import live
-from tests.faults.servers import PrivatePostgres, PrivateRedis
+from tests.faults.servers import PG_BIN, PrivatePostgres, PrivateRedis
 from tests.faults.stack import FaultStack
 
 
@@ -36,8 +36,8 @@ def _teardown_on_sigterm():
 @pytest.fixture(scope="session")
 def migrated_cluster():
     """A stopped cluster holding a migrated `booking` database, to be copied per test."""
-    if not shutil.which("redis-server") or not (live.Path("/usr/lib/postgresql/15/bin/initdb").exists()):
-        pytest.fail("fault tests need redis-server and PostgreSQL 15's initdb")
+    if not shutil.which("redis-server") or not (PG_BIN / "initdb").exists():
+        pytest.fail(f"fault tests need redis-server and {PG_BIN}/initdb (set FAULTS_PG_BIN)")
     cluster = PrivatePostgres.initdb().start()
     try:
         with cluster.connect("postgres") as conn, conn.cursor() as cursor:
