@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast install browser services migrate lint format clean bench bench-quick bench-soak
+.PHONY: run test test-faults security install browser services migrate lint format clean bench bench-quick bench-soak
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -31,10 +31,15 @@ run: install .env
 	rm -rf var/metrics
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
-## test: the whole test suite against the local PostgreSQL and Redis
+## test: the whole test suite against the local PostgreSQL and Redis, but the fault tests
 test: install browser
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults"
+
+## test-faults: kill, stop, freeze and slow down processes and servers (private PostgreSQL and Redis)
+test-faults: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	$(PY) -m pytest -m faults tests/faults
 
 # The benchmark starts its own stack (the Procfile's web, worker and beat) on a fresh
 # database BENCH_DB_NAME and Redis database BENCH_REDIS_DB, and drops/flushes them after.
@@ -83,6 +88,10 @@ $(VENV)/.installed: requirements.txt
 	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
+
+## security: bandit over the project; medium and high findings fail (a `# nosec` must say why)
+security: install
+	bandit -c pyproject.toml -r . --severity-level medium --quiet
 
 lint: install
 	ruff check .

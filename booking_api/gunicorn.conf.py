@@ -1,6 +1,9 @@
 """gunicorn settings for the `web` process (Procfile: gunicorn -c booking_api/gunicorn.conf.py)."""
 
+import json
 import os
+
+from gunicorn import util
 
 from booking_api.envfile import load_env_file
 
@@ -23,6 +26,24 @@ max_requests_jitter = 2000
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 wsgi_app = "booking_api.wsgi:application"
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn answers requests it cannot parse (a URL or header over its limits, broken
+    chunked framing, ...) itself, before Django sees them, with an HTML page; this keeps the
+    API's one error shape there too. Replaces gunicorn.util.write_error, which the workers
+    call for those answers."""
+    body = json.dumps(
+        {"code": reason.lower().replace(" ", "_"), "message": f"{reason}: {mesg}" if mesg else reason, "details": {}}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+util.write_error = _write_json_error
 
 
 def post_worker_init(worker):

@@ -2,6 +2,7 @@
 an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace). And the
 request id that every log line of a request carries."""
 
+import io
 import logging
 import time
 
@@ -93,3 +94,22 @@ def _declared_body_too_large(request) -> bool:
     except ValueError:
         return False
     return length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+class ChunkedRequestBody:
+    """WSGI middleware (wraps the Django application in wsgi.py) for bodies sent with
+    `Transfer-Encoding: chunked`: they have no Content-Length, and Django reads no body
+    without one, so such a request was handled as if it had none (a valid booking was
+    refused as empty). The server de-chunks the body; it is read here, at most one byte past
+    DATA_UPLOAD_MAX_MEMORY_SIZE, and handed on with its length, so that the limit above
+    answers 413 for it like for any other body."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            body = environ["wsgi.input"].read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+            environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        return self.app(environ, start_response)

@@ -2,7 +2,9 @@
 
 from drf_yasg import openapi
 from drf_yasg.generators import OpenAPISchemaGenerator
+from drf_yasg.inspectors import SwaggerAutoSchema
 from rest_framework import serializers
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from booking_api.serializers import ErrorSerializer
 
@@ -47,6 +49,7 @@ def errors(*codes: int) -> dict:
         404: "Not found",
         409: "Conflict with the current state",
         413: "Body too large",
+        414: "Request line (URL) too long",
         429: "Rate limit exceeded (see Retry-After)",
         503: "PostgreSQL or Redis unavailable (see Retry-After)",
     }
@@ -65,9 +68,35 @@ def query(name: str, description: str, type_: str = openapi.TYPE_STRING, **kwarg
     return openapi.Parameter(name, openapi.IN_QUERY, type=type_, description=description, **kwargs)
 
 
+class BookingAutoSchema(SwaggerAutoSchema):
+    """Adds to each operation the error responses that any operation of its kind can give,
+    so that the schema lists every status the API answers with (and its error shape)."""
+
+    def get_response_serializers(self):
+        responses = super().get_response_serializers()
+        codes = [414, 429, 503]  # URL over the server's limit; throttled; PostgreSQL or Redis down
+        if any(isinstance(auth, JWTAuthentication) for auth in self.view.get_authenticators()):
+            codes.append(401)  # a bad token is refused even where none is needed
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append(413)  # DJANGO_MAX_BODY_BYTES
+        if any(param.name == "page" for param in self.overrides.get("manual_parameters") or []):
+            codes.append(404)  # ?page= past the last page, or not a page number
+        for code, response in errors(*codes).items():
+            responses.setdefault(str(code), response)
+        return responses
+
+    def get_request_body_parameters(self, consumes):
+        parameters = super().get_request_body_parameters(consumes)
+        if self.method == "PATCH":
+            for parameter in parameters:
+                parameter.required = False  # a partial update may leave everything as it is
+        return parameters
+
+
 class SchemaGenerator(OpenAPISchemaGenerator):
     """Lists each route once: every route is also served with a trailing slash (see urls.py),
-    and that twin is the same operation, so it is left out of the schema."""
+    and that twin is the same operation, so it is left out of the schema. Path parameters get
+    the types their URL converters accept."""
 
     def get_endpoints(self, request):
         endpoints = super().get_endpoints(request)
@@ -76,3 +105,16 @@ class SchemaGenerator(OpenAPISchemaGenerator):
             for path, spec in endpoints.items()
             if not path.endswith("/") or path.rstrip("/") not in endpoints
         }
+
+    def get_schema(self, request=None, public=False):
+        schema = super().get_schema(request, public)
+        for path_item in schema.paths.values():
+            for param in path_item.get("parameters") or []:
+                if param.in_ != openapi.IN_PATH:
+                    continue
+                if param.name == "booking_id":
+                    param.format = openapi.FORMAT_UUID
+                else:
+                    # urls.IdConverter: 1 to 18 digits, so that every id fits a bigint.
+                    param.type, param.minimum, param.maximum = openapi.TYPE_INTEGER, 0, 10**18 - 1
+        return schema

@@ -14,7 +14,9 @@ from core.selectors import MOVIE_ORDERINGS
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable error code.")
     message = serializers.CharField(help_text="Human-readable message.")
-    details = serializers.DictField(help_text="Field errors for validation failures; otherwise empty.")
+    # Free-form: field names map to lists of messages (nested for nested fields), and other
+    # errors put what they need here ({"dependency": "database"}, {"booking": "<id>"}).
+    details = serializers.JSONField(help_text="Field errors for validation failures; otherwise empty.")
 
 
 # ---- Auth ------------------------------------------------------------------------------
@@ -75,9 +77,10 @@ class MovieInputSerializer(serializers.ModelSerializer):
 
 
 class MovieListQuerySerializer(serializers.Serializer):
-    search = serializers.CharField(required=False, max_length=200)
-    genre = serializers.CharField(required=False, max_length=50)
-    language = serializers.CharField(required=False, max_length=50)
+    # Blank means no filter, as an absent parameter does ("?search=" already did; "?search= " did not).
+    search = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    genre = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    language = serializers.CharField(required=False, allow_blank=True, max_length=50)
     ordering = serializers.ChoiceField(choices=sorted(MOVIE_ORDERINGS), required=False)
 
 

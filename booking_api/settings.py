@@ -137,7 +137,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["booking_api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "booking_api.pagination.StandardPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [],
@@ -174,6 +174,7 @@ SWAGGER_SETTINGS = {
     "USE_SESSION_AUTH": False,
     "PERSIST_AUTH": True,
     "DEFAULT_INFO": "booking_api.openapi.API_INFO",
+    "DEFAULT_AUTO_SCHEMA_CLASS": "booking_api.openapi.BookingAutoSchema",
 }
 
 # --- Bookings ---------------------------------------------------------------------------

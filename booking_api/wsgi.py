@@ -6,4 +6,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from booking_api.middleware import ChunkedRequestBody  # noqa: E402 - needs the settings above
+
+application = ChunkedRequestBody(django_application)

@@ -40,7 +40,8 @@ class Layout:
 
 def label_position(label: object) -> tuple[int, int] | None:
     """(row index, seat index) of a canonical label on any layout large enough, else None."""
-    if not isinstance(label, str) or not _LABEL_RE.match(label):
+    # fullmatch: with match, "$" also matches before a final newline, so "A1\n" was A1.
+    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
         return None
     return ord(label[0]) - ord("A"), int(label[1:]) - 1
 
@@ -68,7 +69,7 @@ class SeatAllocator:
         for label in taken:
             # Inlined Layout.parse: a show's held seats are read again for every decided
             # batch, and a full large show holds thousands.
-            if not isinstance(label, str) or not _LABEL_RE.match(label):
+            if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
                 continue
             row, seat = ord(label[0]) - 65, int(label[1:]) - 1
             if row < rows and seat < seats_per_row and free[row][seat]:

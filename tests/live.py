@@ -119,6 +119,29 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env
     return proc
 
 
+def start_beat(log_dir: Path, **env) -> Proc:
+    """`celery beat`, which schedules the recovery job (BOOKING_RECOVERY_INTERVAL_SECONDS)."""
+    proc = Proc(
+        "beat",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "workers",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(log_dir / "beat-schedule"),
+            "--pidfile",
+            str(log_dir / "beat.pid"),
+        ],
+        service_env(**env),
+        log_dir / "beat.log",
+    ).start()
+    wait_until(lambda: "beat: Starting" in proc.log(), timeout=60, what="celery beat", proc=proc)
+    return proc
+
+
 def _healthy(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200

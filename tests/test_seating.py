@@ -13,7 +13,8 @@ def test_parse_valid(label, pos):
 
 
 @pytest.mark.parametrize(
-    "label", ["A01", "a1", " A1", "A1 ", "A0", "F1", "A9", "AA1", "", "A", "1", None, 3, "\uff211"]
+    "label",
+    ["A01", "a1", " A1", "A1 ", "A0", "F1", "A9", "AA1", "", "A", "1", None, 3, "\uff211", "A1\n", "A\u0661"],
 )
 def test_parse_refuses_everything_else(label):
     assert LAYOUT.parse(label) is None

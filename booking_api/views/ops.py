@@ -1,11 +1,13 @@
 """Liveness, readiness and the JSON fallbacks for unknown routes and server errors."""
 
 import logging
+from functools import wraps
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 
 from booking_api.exceptions import error_body
 from core.redis import redis_client
@@ -13,6 +15,26 @@ from core.redis import redis_client
 logger = logging.getLogger("booking_api.ops")
 
 
+def _read_only(view):
+    """GET and HEAD only; any other method is a JSON 405. Exempt from CSRF, which would
+    otherwise answer an unsafe method with Django's HTML 403 page (these views hold no
+    session state to protect)."""
+
+    @csrf_exempt
+    @wraps(view)
+    def read_only_view(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = JsonResponse(
+                error_body("method_not_allowed", f'Method "{request.method}" not allowed.'), status=405
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return read_only_view
+
+
+@_read_only
 @never_cache
 def healthz(request):
     """200 while the process serves requests; touches no dependency."""
@@ -38,6 +60,7 @@ def _check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=settings.REDIS_SOCKET_TIMEOUT)
 
 
+@_read_only
 @never_cache
 def readyz(request):
     """200 when PostgreSQL, Redis and the broker answer; 503 naming the ones that did not."""
@@ -61,6 +84,8 @@ def readyz(request):
     return response
 
 
+# Also the catch-all route: a POST or DELETE to an unknown path is a JSON 404, not a CSRF 403.
+@csrf_exempt
 def not_found(request, exception=None, **kwargs):
     return JsonResponse(error_body("not_found", f"No route for {request.path}."), status=404)
 

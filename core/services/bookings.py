@@ -24,6 +24,9 @@ from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import Layout, SeatAllocator, label_position
 
+# A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
+# from the models' metadata, never from input, and every value is a query parameter.
+
 logger = logging.getLogger("core.bookings")
 
 Status = Booking.Status
@@ -48,7 +51,7 @@ def _show_facts(show_id: int) -> _ShowFacts | None:
     # One primary-key join issued directly: building it with the ORM cost more than running it.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.status, s.starts_at, c.rows, c.seats_per_row FROM {Show._meta.db_table} s "  # noqa: S608
+            f"SELECT s.status, s.starts_at, c.rows, c.seats_per_row FROM {Show._meta.db_table} s "  # noqa: S608  # nosec B608
             f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
             [show_id],
         )
@@ -191,7 +194,7 @@ def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quanti
         return False
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
             "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar "
             f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
             "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
@@ -246,7 +249,7 @@ def _insert_pending(booking: Booking) -> None:
     """INSERT the pending row unconditionally (the request was just checked)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
             f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
             _insert_values(booking),
         )
@@ -376,13 +379,13 @@ def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[Booked
             # above be wrong, this insert fails and the whole batch rolls back, leaving the
             # rows pending.
             cursor.execute(
-                f"INSERT INTO {BookedSeat._meta.db_table} (show_id, seat_label, booking_id) "  # noqa: S608
+                f"INSERT INTO {BookedSeat._meta.db_table} (show_id, seat_label, booking_id) "  # noqa: S608  # nosec B608
                 "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
                 [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
             )
         # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
         cursor.execute(
-            f"UPDATE {Booking._meta.db_table} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608
+            f"UPDATE {Booking._meta.db_table} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
             "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
             "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END "
             "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[]) AS v(id, status, reason, seats) "
@@ -400,9 +403,29 @@ def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[Booked
         )
 
 
-# Errors that say PostgreSQL is unreachable or busy, not that a booking is broken: the
-# caller retries the whole drain later instead of blaming a booking.
+# Errors that may say PostgreSQL is unreachable, not that a booking is broken: the caller
+# retries the whole drain later instead of blaming a booking (see database_unavailable).
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+# SQLSTATEs of an OperationalError that mean the server or the connection is going away:
+# connection exceptions (class 08), shutdowns, a server still starting, no free connection.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says PostgreSQL cannot be reached, rather than that one statement failed.
+
+    psycopg2 reports both as OperationalError: a refused or lost connection (no SQLSTATE, or
+    one of the above), but also a statement_timeout (57014) or a deadlock (40P01). Those
+    come from the work itself and may come back on every retry, so they must count against
+    a booking like any other error, or one such booking would block its show for ever.
+    """
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
+    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], ...] = ()) -> list[Booking]:
@@ -411,21 +434,25 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
     A batch that raises an unexpected error is rolled back (its bookings stay pending) and
     the oldest pending booking is decided alone; if that raises too, the attempt is counted
     against it (see booking_record_failed_attempt), so one poison booking costs a bounded
-    number of attempts and never blocks the rest of its show. Transient database errors and
-    the `propagate` types are re-raised for the caller to retry.
+    number of attempts and never blocks the rest of its show. Errors saying PostgreSQL is
+    unavailable (database_unavailable) and the `propagate` types are re-raised for the
+    caller to retry.
     """
-    reraise = TRANSIENT_ERRORS + propagate
     try:
         return booking_decide_batch(show_id=show_id)
-    except reraise:
+    except propagate:
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
         logger.exception("decision batch failed; deciding the oldest booking alone", extra={"show_id": show_id})
     try:
         return booking_decide_batch(show_id=show_id, limit=1)
-    except reraise:
+    except propagate:
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
         logger.exception("deciding a booking failed", extra={"show_id": show_id})
     booking = booking_record_failed_attempt(show_id=show_id)
     return [booking] if booking is not None else []

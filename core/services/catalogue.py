@@ -1,7 +1,7 @@
 """Writes of the catalogue: movies, screens and shows (staff operations)."""
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -15,6 +15,16 @@ from core.models import BookedSeat, Booking, Movie, Screen, Show
 logger = logging.getLogger("core.catalogue")
 
 _OVERLAP = "This screen already has a show at that time."
+
+# A show starts and ends a day inside Python's datetime range, so that its times can be
+# computed and shown in any time zone: an end past 9999-12-31 was an OverflowError (a 500).
+EARLIEST_START = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_END = datetime(9999, 12, 30, tzinfo=UTC)
+_OUT_OF_RANGE = f"A show must start after {EARLIEST_START:%Y-%m-%d} and end before {LATEST_END:%Y-%m-%d}."
+
+
+def _last_start(duration_minutes: int) -> datetime:
+    return LATEST_END - timedelta(minutes=duration_minutes)
 
 
 @transaction.atomic
@@ -35,6 +45,8 @@ def movie_update(*, movie: Movie, **fields) -> Movie:
     movie.full_clean()
     movie.save()
     if duration_changed:
+        if Show.objects.filter(movie=movie, starts_at__gt=_last_start(movie.duration_minutes)).exists():
+            raise ValidationFailed(_OUT_OF_RANGE, details={"duration_minutes": [_OUT_OF_RANGE]})
         try:
             with transaction.atomic():
                 Show.objects.filter(movie=movie).update(
@@ -70,6 +82,8 @@ def screen_create(*, name: str, rows: int, seats_per_row: int) -> Screen:
 
 
 def _save_show(show: Show) -> Show:
+    if not EARLIEST_START <= show.starts_at <= _last_start(show.movie.duration_minutes):
+        raise ValidationFailed(_OUT_OF_RANGE, details={"starts_at": [_OUT_OF_RANGE]})
     show.ends_at = Show.end_for(starts_at=show.starts_at, movie=show.movie)
     overlapping = Show.objects.filter(
         screen_id=show.screen_id,

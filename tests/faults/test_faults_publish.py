@@ -1,0 +1,102 @@
+"""Fault 3: a crash between the commit of a booking and the publish of its wake-up.
+
+The booking row is the durable record and the queue message only a wake-up call, so a
+booking whose message never reached the broker must still be decided: the recovery job
+queues its show once it has been pending for BOOKING_RECOVERY_GRACE_SECONDS.
+
+The web processes reach the broker through a TCP proxy (the workers and beat reach Redis
+directly), so the broker can be made unreachable for the web processes only: first the
+publish fails after the commit and the API still answers 202; then the web processes are
+killed (SIGKILL) while their publish hangs, after the commit and before any answer, and the
+clients retry with their Idempotency-Key.
+"""
+
+import os
+import signal
+
+import httpx
+
+from tests.faults.invariants import check_guarantees, rows, wait_until_final
+from tests.faults.servers import TcpProxy, alive, children
+from tests.faults.stack import Clients, quantity_requests
+from tests.live import wait_until
+
+
+def _start(stack):
+    service = stack()
+    proxy = TcpProxy(service.redis.port)
+    service.start(workers=("w1", "w2"), web_env={"CELERY_BROKER_URL": f"redis://127.0.0.1:{proxy.port}/0"})
+    return service, proxy
+
+
+def test_bookings_whose_wake_up_failed_to_publish_are_decided(stack):
+    service, proxy = _start(stack)
+    try:
+        show_ids = [service.create_show(rows=8, seats_per_row=10)["id"] for _ in range(3)]
+        clients = Clients(service.base_url, service.tokens(60))
+        clients.book_all(quantity_requests(show_ids, 60, seed=5))
+
+        proxy.cut()  # the broker is unreachable for the web processes from now on
+        clients.book_all(quantity_requests(show_ids, 240, seed=6))
+        with httpx.Client(base_url=service.base_url) as probe:
+            ready = probe.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["details"]["checks"]["broker"] == "unavailable"
+
+        with service.pg.connect() as conn:
+            waited = wait_until_final(conn, clients.accepted, timeout=60, logs=service.logs)
+            summary = check_guarantees(conn, clients.accepted, timings=clients.timings)
+    finally:
+        proxy.close()
+    assert len(clients.accepted) == 300
+    assert clients.problems == []
+    assert clients.max_latency < 5  # a failing publish does not hold the answer for long
+    assert summary["confirmed"]
+    assert summary["failed"]
+    assert "could not queue a decision" in service.web.log()
+    assert "re-queued overdue pending bookings" in "".join(w.log() for w in service.workers.values())
+    assert waited < 30
+
+
+def test_web_processes_killed_between_commit_and_publish(stack):
+    service, proxy = _start(stack)
+    try:
+        show_ids = [service.create_show(rows=5, seats_per_row=8)["id"] for _ in range(2)]
+        clients = Clients(service.base_url, service.tokens(10))
+        clients.book_all(quantity_requests(show_ids, 10, seed=7))
+        with service.pg.connect() as conn:
+            wait_until_final(conn, clients.accepted, timeout=30, logs=service.logs)
+        broker = service.redis.client()
+        wait_until(lambda: not broker.keys("booking:wake:*"), timeout=10, what="the drains to finish")
+
+        # The publish now hangs: one request per show (one per web worker) commits its row,
+        # then blocks in the publish of its show's wake-up, before answering.
+        proxy.hold()
+        in_flight = clients.book_all_in_background([{"show": pk, "quantity": 1} for pk in show_ids], within=60)
+        with service.pg.connect() as conn:
+            wait_until(
+                lambda: rows(conn, "SELECT count(*) FROM core_booking")[0][0] == 12,
+                timeout=10,
+                what="two rows committed whose answer has not been sent",
+            )
+        assert len(clients.accepted) == 10
+        web_workers = children(service.web.popen.pid)
+        for pid in web_workers:
+            os.kill(pid, signal.SIGKILL)
+        # The held wake-ups die with their connections; then the broker is reachable again.
+        proxy.cut()
+        proxy.restore()
+        wait_until(lambda: not any(alive(pid) for pid in web_workers), timeout=10, what="the killed web workers")
+
+        # The clients retry with their Idempotency-Key: the original bookings, no second ones.
+        in_flight.result(timeout=60)
+        with service.pg.connect() as conn:
+            wait_until_final(conn, clients.accepted, timeout=60, logs=service.logs)
+            summary = check_guarantees(conn, clients.accepted, timings=clients.timings)
+            total = rows(conn, "SELECT count(*) FROM core_booking")[0][0]
+    finally:
+        proxy.close()
+    assert len(clients.accepted) == 12 == total
+    assert clients.statuses["network"] >= 2  # the killed requests were never answered
+    assert clients.problems == []
+    assert summary == {"confirmed": 12}

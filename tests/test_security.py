@@ -1,0 +1,142 @@
+"""Security properties of the code and the configuration: bandit finds nothing of medium or
+high severity, `check --deploy` is clean with the production switches on, DEBUG is off and
+a secret key is required by default, and no secret is committed."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import BIN, ROOT
+
+# Production: behind a TLS-terminating proxy, with the switches the README lists.
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "booking_api.settings",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_DEBUG": "0",
+    "DJANGO_ALLOWED_HOSTS": "booking.example.com",
+    "DJANGO_SECURE_SSL_REDIRECT": "1",
+    "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "DJANGO_SECURE_HSTS_PRELOAD": "1",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_USE_X_FORWARDED_PROTO": "1",
+}
+# Reads the settings as a fresh process would, without the developer's .env file.
+SHOW_SETTINGS = (
+    "import pathlib, booking_api.envfile as f; f.ENV_FILE = pathlib.Path('/nonexistent');"
+    "import django; django.setup(); from django.conf import settings as s;"
+    "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)"
+)
+
+
+def _clean_env(**env) -> dict:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_"))}
+    return {**base, **env}
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=_clean_env(**env), capture_output=True, text=True, check=False
+    )
+
+
+def test_bandit_finds_nothing_of_medium_or_high_severity():
+    result = subprocess.run(
+        [str(BIN / "bandit"), "-c", "pyproject.toml", "-r", ".", "--severity-level", "medium", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_is_clean_with_the_production_switches():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SHOW_SETTINGS.replace(
+                "print(",
+                "from django.core.management import call_command;"
+                "call_command('check', deploy=True, fail_level='WARNING'); print(",
+            ),
+        ],
+        cwd=ROOT,
+        env=_clean_env(**PRODUCTION),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout + result.stderr
+
+
+def test_debug_is_off_and_https_switches_are_opt_in_by_default():
+    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", DJANGO_SECRET_KEY="x" * 50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False"]
+
+
+def test_without_debug_a_secret_key_is_required():
+    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+SECRET_PATTERNS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    "Stripe live key": re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}"),
+    "JSON Web Token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    "URL with a password": re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@]{3,}@"),
+}
+# Settings that hold secrets: in a committed env file they may only hold a placeholder.
+SECRET_SETTINGS = re.compile(r"^(\w*(SECRET|PASSWORD|TOKEN|SIGNING_KEY|BASIC_AUTH)\w*)=(.*)$", re.M)
+PLACEHOLDERS = {"", "change-me", "operator:change-me-too"}
+
+
+def _tracked_files() -> list[Path]:
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    return [ROOT / name.decode() for name in names if name]
+
+
+def test_no_secret_is_committed():
+    tracked = _tracked_files()
+    assert tracked, "not a git checkout"
+    assert ROOT / ".env" not in tracked
+    found = []
+    for path in tracked:
+        text = path.read_text(errors="ignore") if path.is_file() else ""
+        found += [
+            f"{path.relative_to(ROOT)}: {kind}" for kind, pattern in SECRET_PATTERNS.items() if pattern.search(text)
+        ]
+        if path.name.startswith(".env") or path.suffix == ".env":
+            found += [
+                f"{path.relative_to(ROOT)}: {name} has a value"
+                for name, _, value in SECRET_SETTINGS.findall(text)
+                if value.strip() not in PLACEHOLDERS
+            ]
+    assert found == []
+
+
+@pytest.mark.parametrize("kind", sorted(SECRET_PATTERNS))
+def test_the_secret_patterns_catch_what_they_name(kind):
+    samples = {
+        "private key": "-----BEGIN RSA " + "PRIVATE KEY-----",
+        "AWS access key": "AKIA" + "ABCDEFGHIJKLMNOP",
+        "GitHub token": "ghp_" + "a" * 36,
+        "Slack token": "xoxb-" + "1234567890-abc",
+        "Stripe live key": "sk_live_" + "a" * 24,
+        "JSON Web Token": "eyJ" + "a" * 20 + ".eyJ" + "b" * 20 + "." + "c" * 20,
+        "URL with a password": "postgres://admin:" + "hunter2" + "@db.example.com/prod",
+    }
+    assert SECRET_PATTERNS[kind].search(samples[kind])
