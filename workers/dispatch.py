@@ -8,6 +8,7 @@ booking committed after that look queues a new wake-up. The marker expires on it
 the recovery job re-queues anything a lost message or a dead worker left pending.
 """
 
+import contextlib
 import logging
 
 from amqp.exceptions import ChannelError
@@ -20,6 +21,10 @@ from core.redis import redis_client
 logger = logging.getLogger("workers.dispatch")
 
 
+# How long a wake-up marker outlives a publish that failed (see wake_show).
+WAKE_MARKER_AFTER_FAILED_PUBLISH_MS = 2000
+
+
 def wake_key(show_id: int) -> str:
     return f"booking:wake:show:{show_id}"
 
@@ -30,11 +35,24 @@ def wake_show(*, show_id: int, booking_id=None) -> bool:
     try:
         if not redis_client().set(wake_key(show_id), 1, nx=True, ex=settings.BOOKING_LOCK_TIMEOUT):
             return False
+    except Exception:
+        logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
+        return False
+    try:
         publish_decision(show_id=show_id, booking_id=booking_id)
         return True
     except Exception:
         logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
+        # Nothing is queued although the marker says so: let it lapse soon, so that a later
+        # booking of the show publishes again instead of waiting for the recovery job, yet
+        # a broker outage does not make every booking pay for a failing publish.
+        _shorten_marker(show_id)
         return False
+
+
+def _shorten_marker(show_id: int) -> None:
+    with contextlib.suppress(RedisError):  # it expires with its original TTL anyway
+        redis_client().pexpire(wake_key(show_id), WAKE_MARKER_AFTER_FAILED_PUBLISH_MS)
 
 
 def publish_decision(*, show_id: int, booking_id=None) -> None:

@@ -1,0 +1,38 @@
+"""Queueing wake-ups: at most one per show, and a failed publish does not strand the show."""
+
+import pytest
+
+from core.redis import redis_client
+from workers import dispatch
+from workers.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def unreachable_broker():
+    """The Celery app publishes to a closed local port (a real, refused connection)."""
+    original = app.conf.broker_url
+    app.pool.force_close_all()
+    app._pool = None
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    yield
+    app.pool.force_close_all()
+    app._pool = None
+    app.conf.broker_url = original
+
+
+def test_one_wake_up_per_show_while_one_is_pending(show):
+    assert dispatch.wake_show(show_id=show.pk) is True
+    assert dispatch.wake_show(show_id=show.pk) is False
+    assert redis_client().ttl(dispatch.wake_key(show.pk)) > 2
+    dispatch.clear_wake_marker(show_id=show.pk)
+    assert dispatch.wake_show(show_id=show.pk) is True
+
+
+def test_a_failed_publish_lets_the_marker_lapse_soon(show, unreachable_broker):
+    assert dispatch.wake_show(show_id=show.pk) is False  # never raises: the row is committed
+    ttl_ms = redis_client().pttl(dispatch.wake_key(show.pk))
+    # Still there (a burst of bookings does not hammer a dead broker), but only briefly:
+    # a later booking publishes again instead of waiting for the recovery job.
+    assert 0 < ttl_ms <= dispatch.WAKE_MARKER_AFTER_FAILED_PUBLISH_MS
