@@ -13,13 +13,17 @@ pytestmark = pytest.mark.django_db
 def unreachable_broker():
     """The Celery app publishes to a closed local port (a real, refused connection)."""
     original = app.conf.broker_url
-    app.pool.force_close_all()
-    app._pool = None
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    _use_broker("redis://127.0.0.1:1/0")
     yield
-    app.pool.force_close_all()
+    _use_broker(original)
+
+
+def _use_broker(url: str) -> None:
+    # kombu keeps its connection and producer pools per broker URL; dropping the app's
+    # references makes it look them up again for the new URL (the old pools stay open).
+    app.conf.broker_url = url
     app._pool = None
-    app.conf.broker_url = original
+    app.amqp._producer_pool = None
 
 
 def test_one_wake_up_per_show_while_one_is_pending(show):
