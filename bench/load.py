@@ -11,7 +11,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -162,10 +162,6 @@ def _status_counts(records: list[Record]) -> dict[str, int]:
     for r in records:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     return dict(sorted(counts.items()))
-
-
-def round_robin(items: list) -> Iterator:
-    return itertools.cycle(items)
 
 
 def say(message: str) -> None:

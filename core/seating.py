@@ -27,8 +27,13 @@ class Layout:
     def total(self) -> int:
         return self.rows * self.seats_per_row
 
-    def labels(self) -> list[str]:
-        return [f"{ROW_LETTERS[r]}{n}" for r in range(self.rows) for n in range(1, self.seats_per_row + 1)]
+    def seats(self) -> list[tuple[str, str, int]]:
+        """Every seat in order, A1 first: (label, row letter, number)."""
+        return [
+            (f"{letter}{number}", letter, number)
+            for letter in ROW_LETTERS[: self.rows]
+            for number in range(1, self.seats_per_row + 1)
+        ]
 
     def parse(self, label: object) -> tuple[int, int] | None:
         """(row index, seat index) of a label on this layout, or None if it is not a seat here."""

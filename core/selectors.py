@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.exceptions import NotFound
 from core.models import BookedSeat, Booking, Movie, Screen, Show
-from core.seating import ROW_LETTERS, Layout
+from core.seating import Layout
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -102,22 +102,22 @@ def show_seat_map(*, show_id: int) -> dict:
     if row is None:
         raise NotFound("Show not found.")
     layout, held = Layout(row[0], row[1]), set(row[2])
-    seats = []
-    for letter in ROW_LETTERS[: layout.rows]:
-        for number in range(1, layout.seats_per_row + 1):
-            label = f"{letter}{number}"
-            seats.append({"label": label, "row": letter, "number": number, "available": label not in held})
+    seats = [
+        {"label": label, "row": letter, "number": number, "available": label not in held}
+        for label, letter, number in layout.seats()
+    ]
     return {"show": show_id, "total": layout.total, "available": layout.total - len(held), "seats": seats}
 
 
-def _visible_bookings(*, user) -> QuerySet[Booking]:
-    # Staff see every booking; everyone else only their own, filtered in the query itself.
+def bookings_visible_to(*, user) -> QuerySet[Booking]:
+    """The bookings `user` may see and cancel: staff all, everyone else only their own,
+    filtered in the query itself."""
     return Booking.objects.all() if user.is_staff else Booking.objects.filter(user_id=user.pk)
 
 
 def booking_get(*, booking_id, user) -> Booking:
     """A booking by primary key if `user` may see it. Raises NotFound otherwise (no leak)."""
-    booking = _visible_bookings(user=user).filter(pk=booking_id).first()
+    booking = bookings_visible_to(user=user).filter(pk=booking_id).first()
     if booking is None:
         raise NotFound("Booking not found.")
     return booking

@@ -23,6 +23,7 @@ from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import Layout, SeatAllocator, label_position
+from core.selectors import bookings_visible_to
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -500,8 +501,13 @@ def booking_cancel(*, booking_id, user) -> Booking:
     pending or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when the
     booking is not visible to the user, Conflict when it failed or its show has started.
     """
-    visible = Booking.objects.all() if user.is_staff else Booking.objects.filter(user_id=user.pk)
-    booking = visible.select_for_update(of=("self",)).select_related("show").filter(pk=booking_id).first()
+    booking = (
+        bookings_visible_to(user=user)
+        .select_for_update(of=("self",))
+        .select_related("show")
+        .filter(pk=booking_id)
+        .first()
+    )
     if booking is None:
         raise NotFound("Booking not found.")
     if booking.status == Status.CANCELLED:
