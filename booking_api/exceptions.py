@@ -21,6 +21,7 @@ from core.exceptions import (
     Conflict,
     DependencyUnavailable,
     DomainError,
+    NotAuthenticated,
     NotFound,
     ValidationFailed,
 )
@@ -29,11 +30,14 @@ logger = logging.getLogger("booking_api.errors")
 
 DOMAIN_STATUS = {
     ValidationFailed: status.HTTP_400_BAD_REQUEST,
+    NotAuthenticated: status.HTTP_401_UNAUTHORIZED,
     NotFound: status.HTTP_404_NOT_FOUND,
     Conflict: status.HTTP_409_CONFLICT,
     DependencyUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 UNAVAILABLE_RETRY_AFTER = "2"
+# The challenge of every 401 (RFC 9110 requires one).
+BEARER_CHALLENGE = 'Bearer realm="api"'
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -95,6 +99,8 @@ def api_exception_handler(exc, context):
             (code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), 400
         )
         body = error_body(exc.code, exc.message, exc.details)
+        if http_status == status.HTTP_401_UNAUTHORIZED:
+            headers["WWW-Authenticate"] = BEARER_CHALLENGE
     elif (dependency := dependency_of(exc)) is not None:
         return unavailable_response(dependency)
     elif isinstance(exc, Http404):

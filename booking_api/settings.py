@@ -123,6 +123,8 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a fingerprint of the password hash: changing the password ends them all.
+    "CHECK_REVOKE_TOKEN": True,
     "UPDATE_LAST_LOGIN": False,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),

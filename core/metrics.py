@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Iterable
 from datetime import datetime
+from http import HTTPStatus
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram, values
@@ -64,6 +65,23 @@ LOCK_BUSY = Counter("booking_show_lock_busy", "Drains that found their show's lo
 TASK_RETRIES = Counter("booking_task_retries", "Decision tasks retried later, by reason.", ["reason"])
 LOCK_LOST = Counter("booking_show_lock_lost", "Drains that stopped because their show lock expired.")
 RECOVERY_REQUEUES = Counter("booking_recovery_requeued_shows", "Shows re-queued by the recovery job.")
+
+
+# Labels taken from a request come from closed sets: a client choosing the method (any token
+# is a valid HTTP method) or the status would otherwise add a series per request, and every
+# series costs memory in each process, in the multiprocess files and in Prometheus.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "OTHER"
+_HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
+
+
+def http_request_observed(*, method: str, route: str, status: int, seconds: float) -> None:
+    """Count and time one answered request. `route` must be a URL pattern or a fixed word,
+    never the path (the middleware's `_route`)."""
+    method = method if method in HTTP_METHODS else OTHER_METHOD
+    status_label = str(status) if status in _HTTP_STATUSES else "other"
+    HTTP_REQUESTS.labels(method=method, route=route, status=status_label).inc()
+    HTTP_DURATION.labels(method=method, route=route).observe(seconds)
 
 
 def booking_accepted(*, by_quantity: bool) -> None:

@@ -180,3 +180,30 @@ def test_metrics_move_when_a_worker_decides_bookings(live_stack):
     assert delta("booking_decision_latency_seconds_bucket", le="0.05") < 3
     assert ("booking_pending_by_show", frozenset({("show_id", str(show.pk))})) not in after
     assert delta("http_requests_total", method="POST", route="/api/v1/bookings", status="202") == 3
+
+
+@pytest.mark.django_db
+def test_client_chosen_methods_and_paths_do_not_create_series(api):
+    """Every label of the request metrics comes from a closed set: made-up methods count as
+    `OTHER` and unknown paths as `unmatched`, so a client cannot grow the series without
+    bound (each series costs memory in every process and in Prometheus)."""
+
+    def request_series(scraped: dict) -> set:
+        return {key for key in scraped if key[0] in ("http_requests_total", "http_request_duration_seconds_count")}
+
+    before = request_series(samples(api.get("/metrics", **TOKEN).content.decode()))
+    for n in range(60):
+        api.generic(f"BREW{n}", "/api/v1/movies")
+        api.generic(f"X-{n}", f"/made/up/{n}")
+        api.get(f"/api/v1/no-such-{n}")
+        api.get(f"/api/v1/movies/{n}")  # one route pattern, whatever the id
+    after = samples(api.get("/metrics", **TOKEN).content.decode())
+    new = request_series(after) - before
+
+    labels = [dict(key[1]) for key in new]
+    assert {label["method"] for label in labels} <= {"GET", "OTHER"}
+    assert {label["route"] for label in labels} <= {"/api/v1/movies", "/api/v1/movies/<id:movie_id>", "unmatched"}
+    # At most: OTHER on movies (405) and on unmatched (404), GET unmatched 404, GET movie
+    # 200 and 404, the metrics scrape itself; each in both metrics.
+    assert len(new) <= 12, sorted(labels, key=str)
+    assert value(after, "http_requests_total", method="OTHER", route="unmatched", status="404") >= 60

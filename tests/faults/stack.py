@@ -96,7 +96,8 @@ class FaultStack:
                 [f"{prefix}-", f"{prefix}-", staff, count],
             )
             ids = [row[0] for row in cursor.fetchall()]
-        return [str(AccessToken.for_user(SimpleNamespace(id=pk, is_active=True))) for pk in ids]
+        # The password is the one inserted above: tokens carry its fingerprint (CHECK_REVOKE_TOKEN).
+        return [str(AccessToken.for_user(SimpleNamespace(id=pk, is_active=True, password="!"))) for pk in ids]
 
     def create_show(self, *, rows: int, seats_per_row: int) -> dict:
         """A movie, a screen and a show tomorrow, created over HTTP by a staff user."""
