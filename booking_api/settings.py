@@ -151,6 +151,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="1200/min"),
         # Password guessing is the abuse to stop on login and signup, per client address.
         "auth": env.str("THROTTLE_AUTH", default="60/min"),
+        # Failed logins per username, from any address (LoginUsernameThrottle).
+        "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
     },
     # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
     # (the default) the peer address identifies the client, so rotating the header

@@ -21,7 +21,7 @@ from booking_api.serializers import (
     TokenPairOutputSerializer,
     UserOutputSerializer,
 )
-from booking_api.throttles import AuthThrottle
+from booking_api.throttles import AuthThrottle, LoginUsernameThrottle, forgive_login_attempt
 from booking_api.views.common import BaseApi
 from core.services.users import user_signup
 
@@ -51,7 +51,7 @@ class UserSignupApi(_CredentialsApi):
 
 
 class UserLoginApi(_CredentialsApi):
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [AuthThrottle, LoginUsernameThrottle]
 
     @swagger_auto_schema(
         operation_id="auth_login",
@@ -65,6 +65,8 @@ class UserLoginApi(_CredentialsApi):
         # Wrong credentials raise AuthenticationFailed: a 401.
         serializer = TokenObtainPairSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # Only failed logins count against the username's limit.
+        forgive_login_attempt(request)
         return Response(serializer.validated_data)
 
 
