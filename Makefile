@@ -18,7 +18,7 @@ run: install .env
 	@# ... and the development flag that lets seed_demo create the demo accounts.
 	@grep -q '^DEMO_USERS=' .env || echo "DEMO_USERS=1" >> .env
 	$(PY) manage.py ensure_services
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py release_migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --with-users
 	@echo ""

@@ -97,6 +97,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
 DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
 
+# The release step's migrate (manage.py release_migrate) waits this long for any lock, then
+# rolls back and tries again, MIGRATE_ATTEMPTS times in all.
+MIGRATE_LOCK_TIMEOUT = env.str("MIGRATE_LOCK_TIMEOUT", default="5s")
+MIGRATE_ATTEMPTS = env.int("MIGRATE_ATTEMPTS", default=5)
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Short socket timeouts: a Redis outage must surface as a 503 within a few seconds.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
