@@ -141,3 +141,41 @@ def test_compose_publishes_every_port_on_loopback_unless_told_otherwise():
     published = {name: [_published(str(port)) for port in entries] for name, entries in ports.items() if entries}
     assert all(host == "127.0.0.1" for hosts in published.values() for host in hosts), published
     assert "${FLOWER_BIND:-127.0.0.1}:5555:5555" in ports["flower"]
+
+
+# ---- PROMETHEUS_MULTIPROC_DIR ------------------------------------------------------------
+
+COUNT_ONE_REQUEST = """
+import prometheus_client  # first, as in a Celery process (Flower's plugin imports it)
+import django
+django.setup()
+from django.conf import settings
+from core import metrics
+metrics.HTTP_REQUESTS.labels(method="GET", route="/x", status="200").inc()
+print(repr(settings.PROMETHEUS_MULTIPROC_DIR))
+print(prometheus_client.generate_latest().decode())
+"""
+
+
+def test_an_empty_metrics_directory_means_per_process_counters(tmp_path):
+    """README: `PROMETHEUS_MULTIPROC_DIR` empty means each process counts on its own, in
+    memory; prometheus_client alone would take the empty value as a directory, the working
+    directory, and write its files there."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "PROMETHEUS_MULTIPROC_DIR": "",
+    }
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", COUNT_ONE_REQUEST],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "''"
+    assert 'http_requests_total{method="GET",route="/x",status="200"} 1.0' in result.stdout
+    assert list(tmp_path.iterdir()) == []
