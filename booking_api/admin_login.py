@@ -26,6 +26,8 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
             if not throttle.allow_request(self.request, None)
         ]
         if waits:
+            # A refused attempt checked no password: not a failure of the username's.
+            forgive_login_attempt(self.request)
             wait = math.ceil(max(waits))
             setattr(self.request, _WAIT_ATTR, wait)
             raise ValidationError(

@@ -126,6 +126,22 @@ def test_successful_logins_do_not_count_against_the_username(low_rates):
     assert [_login(user.username, "wrong", f"198.51.100.{i}") for i in range(10, 14)] == [401, 401, 401, 429]
 
 
+def test_logins_refused_by_the_address_limit_do_not_count_against_the_username(low_rates):
+    """A customer behind a busy address who retries the right password while the address is
+    limited has failed nothing: their account's budget stays whole."""
+    user = UserFactory()
+    statuses = [_login(user.username, PASSWORD, "198.51.100.1") for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert [_login(user.username, "wrong", f"198.51.100.{i}") for i in range(10, 14)] == [401, 401, 401, 429]
+
+
+def test_admin_logins_refused_by_the_address_limit_do_not_count_against_the_username(low_rates):
+    UserFactory(username="boss", is_staff=True)
+    statuses = [_admin_login("boss", PASSWORD, "203.0.113.5").status_code for _ in range(6)]
+    assert statuses == [302, 302, 302, 302, 429, 429]
+    assert [_admin_login("boss", "wrong", f"203.0.113.{i}").status_code for i in range(10, 14)] == [200, 200, 200, 429]
+
+
 # ---- the admin's login page ------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -52,6 +53,14 @@ class UserSignupApi(_CredentialsApi):
 
 class UserLoginApi(_CredentialsApi):
     throttle_classes = [AuthThrottle, LoginUsernameThrottle]
+
+    def check_throttles(self, request):
+        try:
+            super().check_throttles(request)
+        except Throttled:
+            # A refused attempt checked no password: not a failure of the username's.
+            forgive_login_attempt(request)
+            raise
 
     @swagger_auto_schema(
         operation_id="auth_login",
