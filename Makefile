@@ -15,8 +15,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 run: install .env
 	@# A .env written before /metrics existed gets a token too.
 	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
+	@# ... and the development flag that lets seed_demo create the demo accounts.
+	@grep -q '^DEMO_USERS=' .env || echo "DEMO_USERS=1" >> .env
 	$(PY) manage.py ensure_services
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py release_migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --with-users
 	@echo ""
@@ -81,10 +83,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# A development .env with a fresh secret key and Flower password (kept out of git).
+# A development .env with a fresh secret key, Flower password and metrics token (kept out of
+# git), and DEMO_USERS=1: the demo accounts of `make run` exist only in such a development profile.
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
-	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')|" \
+	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(18))')|" \
+	    -e "s|^DEMO_USERS=.*|DEMO_USERS=1|" \
 	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."

@@ -11,7 +11,9 @@ from ipaddress import ip_network
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
+from booking_api import secrets_policy
 from booking_api.envfile import load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,6 +30,10 @@ if DEBUG:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-secret-key-only-for-debug-runs")
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+
+# Demo accounts with published passwords (`seed_demo --with-users`, which `make run` calls)
+# are created only in development: with DEBUG on, or with this flag (the .env `make run` writes).
+DEMO_USERS = env.bool("DEMO_USERS", default=False)
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -91,6 +97,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
 DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
 
+# The release step's migrate (manage.py release_migrate) waits this long for any lock, then
+# rolls back and tries again, MIGRATE_ATTEMPTS times in all.
+MIGRATE_LOCK_TIMEOUT = env.str("MIGRATE_LOCK_TIMEOUT", default="5s")
+MIGRATE_ATTEMPTS = env.int("MIGRATE_ATTEMPTS", default=5)
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Short socket timeouts: a Redis outage must surface as a 503 within a few seconds.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
@@ -153,6 +164,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="1200/min"),
         # Password guessing is the abuse to stop on login and signup, per client address.
         "auth": env.str("THROTTLE_AUTH", default="60/min"),
+        # Failed logins per username, from any address (LoginUsernameThrottle).
+        "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
     },
     # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
     # (the default) the peer address identifies the client, so rotating the header
@@ -214,6 +227,24 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOW_IPS = [str(ip_network(entry, strict=False)) for entry in env.list("METRICS_ALLOW_IPS", default=[])]
 # The shows with the most pending bookings are exported one by one; the rest only in total.
 METRICS_PENDING_TOP_SHOWS = env.int("METRICS_PENDING_TOP_SHOWS", default=10)
+
+# --- Secrets ----------------------------------------------------------------------------
+
+# Without DEBUG, a secret copied from .env.example or the README, or one short enough to
+# guess, stops the start: a process that runs with it would be open to anyone who read them.
+if not DEBUG:
+    for _name, _value, _min_length in (
+        ("DJANGO_SECRET_KEY", SECRET_KEY, secrets_policy.SECRET_KEY_MIN_LENGTH),
+        ("JWT_SIGNING_KEY", SIMPLE_JWT["SIGNING_KEY"], secrets_policy.SECRET_KEY_MIN_LENGTH),
+        # Empty is allowed: /metrics is then refused to every request without an allowed address.
+        ("METRICS_TOKEN", METRICS_TOKEN or "", secrets_policy.TOKEN_MIN_LENGTH),
+    ):
+        _weakness = _value and secrets_policy.weakness(_value, min_length=_min_length)
+        if _weakness or (_name == "DJANGO_SECRET_KEY" and not _value):
+            raise ImproperlyConfigured(
+                f"{_name} {_weakness or 'is empty'}; set a random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(50))') or DJANGO_DEBUG=1 for development."
+            )
 
 # --- Celery -----------------------------------------------------------------------------
 

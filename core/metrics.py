@@ -36,8 +36,19 @@ def _use_multiprocess_values(directory: str) -> None:
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
 
+def _use_process_values() -> None:
+    # PROMETHEUS_MULTIPROC_DIR set but empty means per-process counters (README), while
+    # prometheus_client takes any value, the empty one too, as its directory: the working
+    # directory. Choose the in-memory value class again, and drop the variable so that
+    # processes started from this one do not make the same mistake.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    values.ValueClass = values.MutexValue
+
+
 if settings.PROMETHEUS_MULTIPROC_DIR:
     _use_multiprocess_values(settings.PROMETHEUS_MULTIPROC_DIR)
+else:
+    _use_process_values()
 
 # Seconds; from one request's handling to a flash sale's backlog of minutes.
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -2,6 +2,7 @@
 
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
@@ -16,7 +17,7 @@ from booking_api.serializers import (
     TokenPairOutputSerializer,
     UserOutputSerializer,
 )
-from booking_api.throttles import AuthThrottle
+from booking_api.throttles import AuthThrottle, LoginUsernameThrottle, forgive_login_attempt
 from booking_api.views.common import BaseApi
 from core.services.auth import token_logout, token_refresh
 from core.services.users import user_signup
@@ -47,7 +48,15 @@ class UserSignupApi(_CredentialsApi):
 
 
 class UserLoginApi(_CredentialsApi):
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [AuthThrottle, LoginUsernameThrottle]
+
+    def check_throttles(self, request):
+        try:
+            super().check_throttles(request)
+        except Throttled:
+            # A refused attempt checked no password: not a failure of the username's.
+            forgive_login_attempt(request)
+            raise
 
     @swagger_auto_schema(
         operation_id="auth_login",
@@ -61,6 +70,8 @@ class UserLoginApi(_CredentialsApi):
         # Wrong credentials raise AuthenticationFailed: a 401.
         serializer = TokenObtainPairSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # Only failed logins count against the username's limit.
+        forgive_login_attempt(request)
         return Response(serializer.validated_data)
 
 
