@@ -14,7 +14,16 @@ from contextlib import contextmanager
 import psycopg2
 from django.db import connection
 
+from core.models import Booking
+
 BREAKPOINT_KEY = 9191
+
+
+def pending_booking(user, show, *, seats: list[str] | None = None) -> Booking:
+    """A pending booking as booking_submit writes it, but without queueing its wake-up: a
+    Celery worker started by another test (the session's live stack) must not decide it
+    behind the test's back."""
+    return Booking.objects.create(user=user, show=show, seats=seats or [], quantity=len(seats) if seats else 1)
 
 
 def _connect():

@@ -11,10 +11,10 @@ from rest_framework.test import APIClient
 
 from booking_api.exceptions import api_exception_handler
 from core import db_errors
-from core.services.bookings import booking_decide_batch, booking_decide_next, booking_submit
+from core.services.bookings import booking_decide_batch, booking_decide_next
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
-from tests.locking import Background, execute, holder
+from tests.locking import Background, execute, holder, pending_booking
 
 TIMEOUTS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
 
@@ -96,7 +96,7 @@ def _request(method: str, path: str, user, **kwargs):
 @pytest.mark.django_db(transaction=True)
 def test_a_cancel_waiting_on_a_frozen_decider_is_answered_busy_within_the_lock_timeout():
     user, show = UserFactory(), ShowFactory()
-    booking, _ = booking_submit(user_id=user.pk, show_id=show.pk, quantity=1)
+    booking = pending_booking(user, show)
     with holder() as frozen:
         _frozen_decider(frozen, show.pk)
         # The session's own (web) timeouts, not the test helper's.
@@ -122,7 +122,7 @@ def test_a_cancel_waiting_on_a_frozen_decider_is_answered_busy_within_the_lock_t
 @pytest.mark.parametrize("change", [{"price": "15.00"}, {"status": "cancelled"}])
 def test_a_staff_show_change_waiting_on_a_frozen_decider_is_answered_busy(change):
     staff, user, show = UserFactory(is_staff=True), UserFactory(), ShowFactory()
-    booking_submit(user_id=user.pk, show_id=show.pk, quantity=1)
+    pending_booking(user, show)
     with holder() as frozen:
         _frozen_decider(frozen, show.pk)
         request = Background(
@@ -142,7 +142,7 @@ def test_a_decision_waiting_on_a_held_booking_gives_up_without_blaming_it():
     """The decider's wait is bounded too (here by the web session's lock_timeout), and the
     lock timeout is contention: re-raised for a retry, never a failed attempt."""
     user, show = UserFactory(), ShowFactory()
-    booking, _ = booking_submit(user_id=user.pk, show_id=show.pk, quantity=1)
+    booking = pending_booking(user, show)
     with holder() as other:
         execute(other, "SELECT 1 FROM core_booking WHERE id = %s FOR UPDATE", str(booking.pk))
         decide = Background(lambda: booking_decide_next(show_id=show.pk), lock_timeout="300ms")

@@ -14,20 +14,19 @@ from core.services.bookings import (
     booking_cancel,
     booking_decide_batch,
     booking_record_failed_attempt,
-    booking_submit,
     bookings_expire_started,
 )
 from core.services.catalogue import show_cancel, show_update
 from tests.factories import ShowFactory, UserFactory
-from tests.locking import Background, breakpoint_on, execute, holder, wait_until_waiting
+from tests.locking import Background, breakpoint_on, execute, holder, pending_booking, wait_until_waiting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROW_LOCK_WAITS = {"transactionid", "tuple"}
 
 
-def _book(user, show, **request) -> Booking:
-    return booking_submit(user_id=user.pk, show_id=show.pk, **(request or {"quantity": 1}))[0]
+def _book(user, show, *, seats: list[str] | None = None) -> Booking:
+    return pending_booking(user, show, seats=seats)
 
 
 def _state(booking) -> tuple:
