@@ -2,6 +2,8 @@
 error of its own work (count it against the booking, fail it after a bounded number of
 attempts), with real errors from the real PostgreSQL."""
 
+import time
+
 import pytest
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper
@@ -41,6 +43,22 @@ def test_a_terminated_session_is_an_outage():
     error = _error_of(lambda: wrapper.cursor().execute("SELECT 1"))
     wrapper.close()
     assert is_unavailable(error)
+
+
+def test_a_session_ended_by_the_idle_in_transaction_timeout_is_an_outage():
+    """What a frozen holder meets when it resumes: the server ended its session. The drain
+    is retried (with a new connection) and no booking is blamed."""
+    wrapper = _other_connection()
+    wrapper.ensure_connection()
+    wrapper.connection.autocommit = False
+    with wrapper.connection.cursor() as cursor:
+        cursor.execute("SET idle_in_transaction_session_timeout = 50")
+        cursor.execute("SELECT 1")
+    time.sleep(0.5)
+    error = _error_of(lambda: wrapper.cursor().execute("SELECT 1"))
+    wrapper.close()
+    assert is_unavailable(error)
+    assert not is_contention(error)
 
 
 def test_a_statement_timeout_is_not_an_outage():
