@@ -51,7 +51,7 @@ def errors(*codes: int) -> dict:
         413: "Body too large",
         414: "Request line (URL) too long",
         429: "Rate limit exceeded (see Retry-After)",
-        503: "PostgreSQL or Redis unavailable (see Retry-After)",
+        503: "PostgreSQL or Redis unavailable, or the database busy (`busy`); see Retry-After",
     }
     return {code: openapi.Response(text[code], ErrorSerializer) for code in codes}
 
