@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.test import Client
 from openapi_core import OpenAPI
+from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound, ServerNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
@@ -115,10 +116,15 @@ def check(*, method: str, path: str, query: str, status: int, headers: dict, con
         path = path.rstrip("/")
     request = MockRequest(HOST_URL, method.lower(), path, args=_query_args(query))
     response = MockResponse(body, status_code=status, headers=headers, content_type=content_type or "")
-    result = validator().unmarshal_response(request, response)
-    errors = [error for error in result.errors if not _route_not_documented(error)]
-    if len(errors) != len(result.errors):
+    # validate_response, not unmarshal_response: the same checks, many times faster on a
+    # seat map of thousands of seats.
+    try:
+        validator().validate_response(request, response)
+        errors = []
+    except (PathNotFound, OperationNotFound, ServerNotFound):
         errors = _check_undocumented_route(status, content_type, body)
+    except OpenAPIError as error:
+        errors = [error]
     if errors:
         details = "; ".join(_describe(error) for error in errors)
         raise AssertionError(
@@ -129,10 +135,6 @@ def check(*, method: str, path: str, query: str, status: int, headers: dict, con
 
 def _query_args(query: str) -> dict:
     return dict(parse_qsl(query, keep_blank_values=True))
-
-
-def _route_not_documented(error: Exception) -> bool:
-    return isinstance(error, (PathNotFound, OperationNotFound, ServerNotFound))
 
 
 def _check_undocumented_route(status: int, content_type: str, body: bytes) -> list[Exception]:
