@@ -12,6 +12,7 @@ and a Celery worker, with every answer also checked strictly against the schema
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,7 +38,8 @@ GENERATOR_CONFIG = f"project_name_override: booking-client\npackage_name_overrid
 
 def run(command: list, *, cwd, timeout: int = 300) -> str:
     """Run a client author's tool; its output is returned (and shown when it fails)."""
-    env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd)}
+    # The venv first: openapi-python-client formats what it generates with its ruff.
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
         [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
