@@ -173,6 +173,11 @@ def test_retry_after_grows_with_the_queue_position(user_api, show, settings):
     assert [int(r["Retry-After"]) for r in polled] == [1, 1, 1, 2, 2, 3, 3, 3]
 
 
+def test_the_schema_documents_the_queue_position(api):
+    field = api.get("/swagger.json").json()["definitions"]["BookingOutput"]["properties"]["queue_position"]
+    assert (field["type"], field["minimum"], field["x-nullable"]) == ("integer", 0, True)
+
+
 def test_a_list_page_counts_positions_in_one_query(user_api, show):
     """Whatever the number of pending bookings on the page, one query counts their positions."""
     from django.db import connection
