@@ -10,6 +10,7 @@ the recovery job re-queues anything a lost message or a dead worker left pending
 
 import contextlib
 import logging
+import time
 
 from amqp.exceptions import ChannelError
 from django.conf import settings
@@ -23,6 +24,11 @@ logger = logging.getLogger("workers.dispatch")
 
 # How long a wake-up marker outlives a publish that failed (see wake_show).
 WAKE_MARKER_AFTER_FAILED_PUBLISH_MS = 2000
+# A drain's hand-off is tried this many times, waiting HAND_OFF_BACKOFF_SECONDS, then twice
+# that, and so on in between (1.5 s in all): a broker that restarts or fails over is back
+# by then, and the drain holds its show's lock meanwhile, far below its expiry.
+HAND_OFF_ATTEMPTS = 5
+HAND_OFF_BACKOFF_SECONDS = 0.1
 
 
 def wake_key(show_id: int) -> str:
@@ -55,14 +61,35 @@ def _shorten_marker(show_id: int) -> None:
         redis_client().pexpire(wake_key(show_id), WAKE_MARKER_AFTER_FAILED_PUBLISH_MS)
 
 
+def hand_off(*, show_id: int) -> bool:
+    """Queue the next turn of a show whose drain stops with bookings left (its turn or its
+    time is up); its marker stays set, since a wake-up is queued again. Never raises: a
+    broker that refuses every attempt leaves the marker to lapse, so that the show's next
+    booking, or else the recovery job, queues it (a drain never waits for another)."""
+    for attempt in range(HAND_OFF_ATTEMPTS):
+        try:
+            publish_decision(show_id=show_id)
+            return True
+        except Exception:
+            if attempt == HAND_OFF_ATTEMPTS - 1:
+                logger.exception("could not hand the show off", extra={"show_id": show_id})
+                break
+            logger.warning("hand-off failed; trying again", exc_info=True, extra={"show_id": show_id})
+            time.sleep(HAND_OFF_BACKOFF_SECONDS * 2**attempt)
+    _shorten_marker(show_id)
+    return False
+
+
 def publish_decision(*, show_id: int, booking_id=None) -> None:
-    """Publish a drain of the show unconditionally (the recovery job's re-queue)."""
+    """Publish a drain of the show unconditionally."""
     from workers.tasks import decide_show
 
     kwargs = {"booking_id": str(booking_id) if booking_id else None}
     decide_show.apply_async(
         args=[show_id],
         kwargs=kwargs,
+        # The queue wakeups_queued() counts (the route of bookings.*).
+        queue=bookings_queue(),
         # What Flower shows and searches (`kwargs:booking_id=<id>`, `kwargs:request_id=<id>`):
         # the arguments, plus the id of the request that queued the wake-up, which also
         # travels in the message headers (workers/tracing.py).
