@@ -92,7 +92,7 @@ def start_web(log_dir: Path, *, workers: int = 2, **env) -> tuple[Proc, str]:
     return proc, base_url
 
 
-def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env) -> Proc:
+def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", extra_args: tuple = (), **env) -> Proc:
     proc = Proc(
         f"worker-{name}",
         [
@@ -112,6 +112,7 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env
             "--without-gossip",
             "--loglevel",
             "INFO",
+            *extra_args,
         ],
         service_env(**env),
         log_dir / f"worker-{name}.log",

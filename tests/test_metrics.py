@@ -1,11 +1,18 @@
 """/metrics: who may read it, what it counts, and that the numbers move across processes."""
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import metrics_archive
 from core.models import Booking
+from tests import live
 from tests.factories import ShowFactory, UserFactory
-from tests.live import poll_until_final, wait_until
+from tests.faults.servers import PrivateRedis
+from tests.live import broker_at, poll_until_final, wait_until
+from workers.dispatch import publish_decision
 from workers.locks import show_lock
 
 TOKEN = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
@@ -180,3 +187,95 @@ def test_metrics_move_when_a_worker_decides_bookings(live_stack):
     assert delta("booking_decision_latency_seconds_bucket", le="0.05") < 3
     assert ("booking_pending_by_show", frozenset({("show_id", str(show.pk))})) not in after
     assert delta("http_requests_total", method="POST", route="/api/v1/bookings", status="202") == 3
+
+
+# ---- recycled processes: their counts stay, their files do not pile up ----------------------
+
+# Two archive files, two files (counter, histogram) per live process, and two of a process
+# that has just exited and is being merged.
+ARCHIVES = 2
+
+
+def metric_files(directory) -> list[str]:
+    return sorted(path.name for path in directory.glob("*.db"))
+
+
+def read_counted(directory) -> dict:
+    """What /metrics would add up from `directory`: every file, as a scrape reads them."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    with metrics_archive.reading(str(directory)):
+        return samples(generate_latest(registry).decode())
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_recycled_web_workers_leave_their_counts_but_not_their_files(tmp_path):
+    """gunicorn with one worker recycled after every 3 requests: 30 requests pass through 10
+    workers, every one of them counted, and the directory keeps a few files, not 2 per worker."""
+    directory = tmp_path / "metrics"
+    web, base_url = live.start_web(tmp_path, workers=1, WEB_MAX_REQUESTS=3, PROMETHEUS_MULTIPROC_DIR=directory)
+    try:
+        for _ in range(30):
+            # A connection each: a recycled worker closes its connections.
+            assert httpx.get(f"{base_url}/api/v1/movies", headers={"Connection": "close"}, timeout=30).is_success
+        # The last worker exits as well: all that is left is the archive.
+        web.stop()
+        files = metric_files(directory)
+        counted = read_counted(directory)
+    finally:
+        web.stop()
+    assert web.log().count("Autorestarting worker") >= 9
+    assert files == ["counter_archive.db", "histogram_archive.db"]
+    assert value(counted, "http_requests_total", method="GET", route="/api/v1/movies", status="200") == 30
+    assert value(counted, "http_request_duration_seconds_count", method="GET", route="/api/v1/movies") == 30
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(tmp_path):
+    """A Celery worker whose pool process is replaced after every task decides 8 shows'
+    bookings in 8 processes: all 8 decisions are counted, and the directory holds the files
+    of the live processes and the archive."""
+    directory = tmp_path / "metrics"
+    broker = PrivateRedis(tmp_path).start()
+    worker = live.start_worker(
+        tmp_path,
+        concurrency=1,
+        extra_args=("--max-tasks-per-child", "1"),
+        CELERY_BROKER_URL=broker.url(),
+        PROMETHEUS_MULTIPROC_DIR=directory,
+    )
+    try:
+        shows = [ShowFactory() for _ in range(8)]
+        user = UserFactory()
+        for show in shows:
+            Booking.objects.create(user=user, show=show, quantity=1)
+        with broker_at(broker.url()):
+            for show in shows:
+                publish_decision(show_id=show.pk)
+        live.wait_until(
+            lambda: not Booking.objects.filter(status="pending").exists(), timeout=60, what="the decisions", proc=worker
+        )
+        # Each pool process exits after its task and a new one takes its place: the files
+        # stay at those of the live processes (the main one and a pool process) and the
+        # archive, with room for one process being merged.
+        live.wait_until(
+            lambda: (
+                len(metric_files(directory)) <= ARCHIVES + 6
+                and value(read_counted(directory), "booking_decision_latency_seconds_count") == 8
+            ),
+            timeout=15,
+            what="the exited processes' files merged, their decisions counted",
+        )
+        # The worker stops: every one of its processes has exited and all is in the archive.
+        worker.stop()
+        files = metric_files(directory)
+        counted = read_counted(directory)
+    finally:
+        worker.stop()
+        broker.kill()
+    assert "Process cleanup failed" not in worker.log()
+    assert files == ["counter_archive.db", "histogram_archive.db"]
+    assert value(counted, "booking_decisions_total", outcome="confirmed", reason="none") == 8
+    assert value(counted, "booking_decision_latency_seconds_count") == 8
