@@ -4,8 +4,10 @@ A booking only needs some worker to drain its show after it was committed. One m
 per booking would make most tasks find the show's lock taken and retry, so a marker key
 records that a wake-up is queued or a drain is running; bookings that find it set rely on
 that drain. The drainer clears the marker before its final look for pending bookings, so a
-booking committed after that look queues a new wake-up. The marker expires on its own, and
-the recovery job re-queues anything a lost message or a dead worker left pending.
+booking committed after that look queues a new wake-up. A drain that stops with bookings
+left (its turn or its time is up) queues the show again itself, keeping the marker. The
+marker expires on its own, and the recovery job, which queues through the marker too,
+re-queues anything a lost message or a dead worker left pending.
 """
 
 import contextlib
