@@ -1,11 +1,18 @@
 """/metrics: who may read it, what it counts, and that the numbers move across processes."""
 
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from booking_api.metrics import exposition
 from core import metrics_archive
 from core.models import Booking
 from tests import live
@@ -279,3 +286,51 @@ def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(t
     assert files == ["counter_archive.db", "histogram_archive.db"]
     assert value(counted, "booking_decisions_total", outcome="confirmed", reason="none") == 5
     assert value(counted, "booking_decision_latency_seconds_count") == 5
+
+
+COUNTING_PROCESS = """
+import sys
+from prometheus_client import Counter, values
+from core import metrics_archive
+values.ValueClass = values.MultiProcessValue(process_identifier=metrics_archive.process_identifier)
+Counter("lock_test", "A counter of the lock test.").inc(int(sys.argv[1]))
+"""
+
+
+def _count_in_a_process(directory, amount: int) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", COUNTING_PROCESS, str(amount)], cwd=live.ROOT, env=env, check=True)
+
+
+@pytest.mark.django_db
+def test_merges_and_scrapes_exclude_each_other(tmp_path, settings):
+    """A merge waits for the scrapes reading the directory, and a scrape for a running merge:
+    a scrape never sees an exited process's counts both in its file and in the archive, or
+    in neither (Prometheus would read either as a counter reset)."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    _count_in_a_process(directory, 2)
+    _count_in_a_process(directory, 3)
+    assert len(metric_files(directory)) == 2
+
+    with metrics_archive.reading(str(directory)):
+        merge = threading.Thread(target=metrics_archive.archive_exited, args=(str(directory),))
+        merge.start()
+        merge.join(timeout=0.5)
+        assert merge.is_alive()  # waiting for the scrape
+        assert len(metric_files(directory)) == 2
+    merge.join(timeout=10)
+    assert metric_files(directory) == ["counter_archive.db"]
+    assert value(read_counted(directory), "lock_test_total") == 5
+
+    settings.PROMETHEUS_MULTIPROC_DIR = str(directory)
+    scraped = []
+    with (directory / metrics_archive.LOCK_FILE).open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a merge is running
+        scrape = threading.Thread(target=lambda: scraped.append(exposition().decode()))
+        scrape.start()
+        scrape.join(timeout=0.5)
+        assert scrape.is_alive()  # waiting for the merge
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    scrape.join(timeout=10)
+    assert value(samples(scraped[0]), "lock_test_total") == 5
