@@ -8,6 +8,7 @@ import threading
 
 import httpx
 import pytest
+from django.db import connection
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -302,6 +303,13 @@ def _count_in_a_process(directory, amount: int) -> None:
     subprocess.run([sys.executable, "-c", COUNTING_PROCESS, str(amount)], cwd=live.ROOT, env=env, check=True)
 
 
+def _scrape_into(scraped: list) -> None:
+    try:
+        scraped.append(exposition().decode())
+    finally:
+        connection.close()  # this thread's own
+
+
 @pytest.mark.django_db
 def test_merges_and_scrapes_exclude_each_other(tmp_path, settings):
     """A merge waits for the scrapes reading the directory, and a scrape for a running merge:
@@ -327,7 +335,7 @@ def test_merges_and_scrapes_exclude_each_other(tmp_path, settings):
     scraped = []
     with (directory / metrics_archive.LOCK_FILE).open("ab") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a merge is running
-        scrape = threading.Thread(target=lambda: scraped.append(exposition().decode()))
+        scrape = threading.Thread(target=_scrape_into, args=(scraped,))
         scrape.start()
         scrape.join(timeout=0.5)
         assert scrape.is_alive()  # waiting for the merge
