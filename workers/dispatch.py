@@ -27,8 +27,9 @@ logger = logging.getLogger("workers.dispatch")
 # How long a wake-up marker outlives a publish that failed (see wake_show).
 WAKE_MARKER_AFTER_FAILED_PUBLISH_MS = 2000
 # A drain's hand-off is tried this many times, waiting HAND_OFF_BACKOFF_SECONDS, then twice
-# that, and so on in between (1.5 s in all): a broker that restarts or fails over is back
-# by then, and the drain holds its show's lock meanwhile, far below its expiry.
+# that, and so on in between (1.5 s of waiting): a broker that restarts or fails over is
+# back by then. Even with every attempt running into the broker's socket timeouts the drain
+# holds its show's lock (renewed just before) for less than its expiry.
 HAND_OFF_ATTEMPTS = 5
 HAND_OFF_BACKOFF_SECONDS = 0.1
 
@@ -67,7 +68,7 @@ def hand_off(*, show_id: int) -> bool:
     """Queue the next turn of a show whose drain stops with bookings left (its turn or its
     time is up); its marker stays set, since a wake-up is queued again. Never raises: a
     broker that refuses every attempt leaves the marker to lapse, so that the show's next
-    booking, or else the recovery job, queues it (a drain never waits for another)."""
+    booking, or else the recovery job, queues it."""
     for attempt in range(HAND_OFF_ATTEMPTS):
         try:
             publish_decision(show_id=show_id)
