@@ -28,10 +28,12 @@ logger = logging.getLogger("workers.dispatch")
 WAKE_MARKER_AFTER_FAILED_PUBLISH_MS = 2000
 # A drain's hand-off is tried this many times, waiting HAND_OFF_BACKOFF_SECONDS, then twice
 # that, and so on in between (1.5 s of waiting): a broker that restarts or fails over is
-# back by then. Even with every attempt running into the broker's socket timeouts the drain
-# holds its show's lock (renewed just before) for less than its expiry.
+# back by then. No attempt starts after HAND_OFF_SECONDS, however slowly each one fails (a
+# frozen broker makes each wait out its socket timeouts), so that the drain lets go of its
+# show's lock (renewed just before) well inside the lock's expiry.
 HAND_OFF_ATTEMPTS = 5
 HAND_OFF_BACKOFF_SECONDS = 0.1
+HAND_OFF_SECONDS = 8.0
 
 
 def wake_key(show_id: int) -> str:
@@ -69,16 +71,18 @@ def hand_off(*, show_id: int) -> bool:
     time is up); its marker stays set, since a wake-up is queued again. Never raises: a
     broker that refuses every attempt leaves the marker to lapse, so that the show's next
     booking, or else the recovery job, queues it."""
+    started = time.monotonic()
     for attempt in range(HAND_OFF_ATTEMPTS):
         try:
             publish_decision(show_id=show_id)
             return True
         except Exception:
-            if attempt == HAND_OFF_ATTEMPTS - 1:
+            delay = HAND_OFF_BACKOFF_SECONDS * 2**attempt
+            if attempt == HAND_OFF_ATTEMPTS - 1 or time.monotonic() + delay - started > HAND_OFF_SECONDS:
                 logger.exception("could not hand the show off", extra={"show_id": show_id})
                 break
             logger.warning("hand-off failed; trying again", exc_info=True, extra={"show_id": show_id})
-            time.sleep(HAND_OFF_BACKOFF_SECONDS * 2**attempt)
+            time.sleep(delay)
     _shorten_marker(show_id)
     return False
 
