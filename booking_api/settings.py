@@ -240,6 +240,9 @@ BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
 # (only while no other show's wake-up is queued): during a sale the bookings then join the
 # running drain instead of each publishing a wake-up and running a task of its own.
 BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
+# A drain that has held its worker this long while another show's wake-up waits queues its
+# show again and lets go, so that a show fed without pause cannot starve the others.
+BOOKING_DRAIN_TURN_SECONDS = env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
