@@ -6,8 +6,8 @@ connection) to its thread pool, whose queue has no bound: when requests arrive f
 the threads serve them, the queue, and every request's wait in it, grows until clients time
 out. `AdmissionThreadWorker` counts, per process, the requests admitted and not yet done
 (queued or running). A request that arrives while `WEB_ADMISSION_LIMIT` are admitted is
-marked to be shed; optionally (`WEB_ADMISSION_MAX_WAIT_MS`) so is one that waited longer than
-that in the queue. `AdmissionControl`, the outermost WSGI layer, answers a marked request
+marked to be shed, and so is one that waited longer than `WEB_ADMISSION_MAX_WAIT_MS` in the
+queue. `AdmissionControl`, the outermost WSGI layer, answers a marked request
 before Django sees it (no authentication, no database, no Redis): a few hundred microseconds.
 The health probes and `/metrics` are never shed: an orchestrator must see a busy process as
 alive, and the scrape is what shows the overload.
@@ -26,11 +26,13 @@ from concurrent import futures
 from gunicorn.workers.gthread import ThreadWorker
 
 # Requests admitted (queued to the threads or running) per process beyond which a new one is
-# shed. Above the threads, so that a short burst queues instead of being refused, and small
-# enough that an admitted request waits for a few others only.
-ADMISSION_LIMIT = int(os.environ.get("WEB_ADMISSION_LIMIT", "32"))
-# A request that waited longer than this for a thread is shed too (0: never by its wait).
-ADMISSION_MAX_WAIT = int(os.environ.get("WEB_ADMISSION_MAX_WAIT_MS", "0")) / 1000
+# shed; by default 4 per thread. Above the threads, so that a short burst queues instead of
+# being refused, and small enough that an admitted request waits for a few others only.
+ADMISSION_LIMIT = int(os.environ.get("WEB_ADMISSION_LIMIT", "0"))
+# A request that waited longer than this for a thread is shed too (0: never by its wait):
+# the requests served then stay within about this plus their own time, even when each one
+# is slower than usual (a loaded host, a slow database), which the count alone cannot see.
+ADMISSION_MAX_WAIT = int(os.environ.get("WEB_ADMISSION_MAX_WAIT_MS", "500")) / 1000
 # Threads per process that answer the shed requests (parsing a request and writing a 503).
 SHED_THREADS = 2
 RETRY_AFTER = os.environ.get("WEB_ADMISSION_RETRY_AFTER", "1")
@@ -51,6 +53,7 @@ class AdmissionThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self._admitted = 0
         self._admitted_lock = threading.Lock()
+        self._limit = ADMISSION_LIMIT or 4 * self.cfg.threads
         self._shed_pool = None
 
     def init_process(self):
@@ -65,7 +68,7 @@ class AdmissionThreadWorker(ThreadWorker):
         # Main thread: one call per request to read (a new connection, or a kept-alive one
         # that became readable), before it waits in a pool's queue.
         with self._admitted_lock:
-            admit = self._admitted < ADMISSION_LIMIT
+            admit = self._admitted < self._limit
             if admit:
                 self._admitted += 1
         conn.booking_admission = (admit, time.monotonic())

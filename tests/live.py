@@ -7,6 +7,7 @@ check the results in SQL.
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -168,6 +169,12 @@ def poll_until_final(client: httpx.Client, booking_id: str, *, timeout: float = 
     deadline = time.monotonic() + timeout
     while True:
         response = client.get(f"/api/v1/bookings/{booking_id}")
+        if response.status_code == 503 and response.json().get("code") == "overloaded":
+            # Shed by admission control (many clients at once): retry, as the contract asks.
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"booking {booking_id}: still shed after {timeout}s")
+            time.sleep(float(response.headers["Retry-After"]) * random.random())
+            continue
         response.raise_for_status()
         body = response.json()
         if body["status"] in FINAL:
