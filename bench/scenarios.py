@@ -14,7 +14,7 @@ import psycopg2
 from django.db import connection
 
 from bench import checks, data
-from bench.load import Client, Recorder, closed_loop, latency_summary, percentile, say
+from bench.load import Client, Recorder, closed_loop, is_error, latency_summary, percentile, say
 from bench.stack import Config, Sampler, Stack
 from bench.tasks import NOOP_COUNTER
 from core.redis import redis_client
@@ -39,6 +39,9 @@ class Sizes:
     warmup: float
     concurrency: int
     pg_threads: int
+    overload_multipliers: tuple = (1, 2, 5, 10)
+    overload_step_seconds: float = 8
+    overload_connections: int = 400
     window_warmup: float = 0.3
 
     @classmethod
@@ -75,6 +78,9 @@ class Sizes:
             warmup=1,
             concurrency=32,
             pg_threads=4,
+            overload_multipliers=(1, 10),
+            overload_step_seconds=2,
+            overload_connections=200,
         )
 
 
@@ -205,6 +211,7 @@ def http_specs(ctx: Context, bookings: list[tuple[str, str]]) -> dict:
     return {
         "noop": lambda i: ("GET", "/bench/noop", token(i), None),
         "auth_me": lambda i: ("GET", "/api/v1/auth/me", token(i), None),
+        "bare_me": lambda i: ("GET", f"{ctx.stack.bare_url}/me", token(i), None),
         "post": lambda i: (
             "POST",
             BOOKINGS,
@@ -691,3 +698,120 @@ def memory_growth(sampler: Sampler, *, since: float, window: float = 60.0) -> tu
         if not bounded:
             violations.append(f"memory: {role} (pid {pid}) grew from {first:.0f} MiB to {last:.0f} MiB")
     return sorted(rows, key=lambda r: (r["role"], r["pid"])), violations
+
+
+# ---- Overload: open-loop arrivals far above what the service can serve ---------------------
+
+
+def overload(ctx: Context, *, sustainable: float) -> dict:
+    """POST /bookings (quantity 1, a 5 200-seat show) arriving at fixed rates, open loop (a
+    request is sent when due, whatever the answers so far), in steps of `multipliers` x the
+    sustainable rate (the closed-loop POST rate measured before) over hundreds of connections.
+    Per step: what was answered 2xx, what was shed (503 `overloaded` or 429, with
+    Retry-After), any other 5xx or connection error (a violation), and the latency of each.
+    Afterwards every accepted booking must exist and be decided, and the show's seat
+    invariants hold."""
+    sizes = ctx.sizes
+    show = data.make_show(rows=26, seats_per_row=200, title="Overload")
+    users = ctx.users
+    recorder = Recorder()
+    accepted: list[str] = []
+    lateness: dict[str, list[float]] = {}
+    base = max(sustainable, 1.0)
+
+    async def step(client: Client, kind: str, rate: float) -> None:
+        total = int(rate * sizes.overload_step_seconds)
+        late = lateness.setdefault(kind, [])
+
+        async def one(i: int, due: float) -> None:
+            user = users[i % len(users)]
+            late.append(time.time() - due)
+            status, _, payload = await client.request(
+                "POST",
+                BOOKINGS,
+                kind=kind,
+                token=user.token,
+                body={"show": show.pk, "quantity": 1},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+            if status == 202:
+                accepted.append(payload["id"])
+
+        tasks = []
+        start = time.time()
+        launched = 0
+        while launched < total:
+            due_now = min(total, int((time.time() - start) * rate) + 1)
+            while launched < due_now:
+                tasks.append(asyncio.create_task(one(launched, start + launched / rate)))
+                launched += 1
+            await asyncio.sleep(0.002)
+        # Bounded: a request still unanswered after the client's timeout is a connection error.
+        await asyncio.gather(*tasks)
+
+    async def main():
+        async with Client(ctx.stack.base_url, sizes.overload_connections, recorder) as client:
+            for multiplier in sizes.overload_multipliers:
+                say(f"overload: {multiplier}x ({multiplier * base:.0f} req/s offered)")
+                await step(client, f"{multiplier}x", multiplier * base)
+                await asyncio.sleep(1.0)  # let the queues empty between steps
+
+    snapshot = ctx.cpu_snapshot()
+    _run(main())
+    cpu = ctx.cpu_since(snapshot)
+
+    steps = []
+    for multiplier in sizes.overload_multipliers:
+        kind = f"{multiplier}x"
+        records = [r for r in recorder.records if r.kind == kind]
+        ok = [r for r in records if 200 <= r.status < 300]
+        shed = [r for r in records if r.shed or r.status == 429]
+        errors = [r for r in records if is_error(r)]
+        first = min((r.started for r in records), default=0.0)
+        last = max((r.started for r in records), default=0.0)
+        span = max(last - first, 1e-3)
+        steps.append(
+            {
+                "multiplier": multiplier,
+                "offered_per_s": round(multiplier * base, 1),
+                "sent_per_s": round(len(records) / span, 1),
+                "requests": len(records),
+                "answered_2xx": len(ok),
+                "answered_2xx_per_s": round(len(ok) / span, 1),
+                "shed": len(shed),
+                "shed_per_s": round(len(shed) / span, 1),
+                "other_5xx_or_errors": len(errors),
+                "other_4xx": len(records) - len(ok) - len(shed) - len(errors),
+                "accepted_latency_ms": latency_summary([r.latency for r in ok]),
+                "shed_latency_ms": latency_summary([r.latency for r in shed]),
+                "client_send_lateness_p99_ms": round(1000 * percentile(sorted(lateness.get(kind, [])), 99), 1)
+                if lateness.get(kind)
+                else None,
+            }
+        )
+        if errors:
+            ctx.violations.append(f"overload {kind}: {len(errors)} 5xx (other than overloaded) or connection errors")
+
+    _wait_decided([show.pk], timeout=180)
+    violations, facts = checks.check_show(show.pk, capacity=26 * 200)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id::text FROM core_booking WHERE show_id = %s", [show.pk])
+        stored = {row[0] for row in cursor.fetchall()}
+    lost = set(accepted) - stored
+    if lost:
+        violations.append(f"{len(lost)} accepted bookings lost (e.g. {sorted(lost)[0]})")
+    untold = stored - set(accepted)
+    if untold and not any(s["other_5xx_or_errors"] for s in steps):
+        violations.append(f"{len(untold)} bookings nobody was told about")
+    ctx.violations += [f"overload: {v}" for v in violations]
+    return {
+        "sustainable_per_s": round(base, 1),
+        "connections": sizes.overload_connections,
+        "step_seconds": sizes.overload_step_seconds,
+        "steps": steps,
+        "accepted": len(accepted),
+        "lost": len(lost),
+        "confirmed": facts["confirmed"],
+        "failed": facts["failed"],
+        "cpu_pct": cpu,
+    }

@@ -215,8 +215,15 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
-CHILD_ROLE = {"web": "web worker", "worker": "celery pool process", "beat": "beat child"}
-ROOT_ROLE = {"web": "web master (gunicorn)", "worker": "celery worker (main)", "beat": "celery beat"}
+CHILD_ROLE = {"web": "web worker", "worker": "celery pool process", "beat": "beat child", "bare": "bare DRF worker"}
+ROOT_ROLE = {
+    "web": "web master (gunicorn)",
+    "worker": "celery worker (main)",
+    "beat": "celery beat",
+    "bare": "bare DRF master (gunicorn)",
+}
+# The bare DRF + simplejwt project (bench/bare), the reference of GET /auth/me.
+BARE_COMMAND = "gunicorn -c bench/bare/gunicorn.conf.py"
 
 
 class Sampler:
@@ -326,15 +333,18 @@ class Stack:
         self.procs: dict[str, Proc] = {}
         self._starts = 0
 
-    def _env(self) -> dict:
+    def _env(self, **extra) -> dict:
         return self.config.env(
             PORT=self.port,
             CELERY_BEAT_SCHEDULE_FILE=self.log_dir / "celerybeat-schedule",
+            **extra,
         )
 
-    def _start(self, name: str) -> Proc:
+    def _start(self, name: str, command: str | None = None, **env) -> Proc:
         self._starts += 1
-        proc = Proc(name, self.commands[name], self._env(), self.log_dir / f"{name}-{self._starts}.log").start()
+        proc = Proc(
+            name, command or self.commands[name], self._env(**env), self.log_dir / f"{name}-{self._starts}.log"
+        ).start()
         self.procs[name] = proc
         self.sampler.track(name, proc)
         return proc
@@ -351,6 +361,22 @@ class Stack:
                 return False
 
         wait_until(healthy, timeout=60, what="gunicorn", proc=proc, interval=0.2)
+
+    def start_bare(self) -> None:
+        """The bare DRF project on a port of its own (its `GET /me` is 401 without a token)."""
+        import httpx
+
+        port = free_port()
+        proc = self._start("bare", BARE_COMMAND, BARE_PORT=port)
+        self.bare_url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{self.bare_url}/me", timeout=1).status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=60, what="bare DRF gunicorn", proc=proc, interval=0.2)
 
     def start_worker(self) -> None:
         from bench.tasks import READY_KEY
