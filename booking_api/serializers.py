@@ -38,6 +38,13 @@ class MeOutputSerializer(UserOutputSerializer):
     is_staff = serializers.BooleanField()
 
 
+def me_representation(user) -> dict:
+    """What MeOutputSerializer renders, built directly (GET /auth/me is the cheapest
+    authenticated route; a serializer costs it more than its query). tests/test_api_auth.py
+    keeps the two identical."""
+    return {"id": user.id, "username": user.username, "email": user.email, "is_staff": user.is_staff}
+
+
 class LoginInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
