@@ -191,3 +191,48 @@ def say(message: str) -> None:
     else:
         sys.stderr.write(f"  {message}\n")
     sys.stderr.flush()
+
+
+# ---- Open loop, from several processes --------------------------------------------------
+
+
+def open_loop_worker(
+    base_url: str, path: str, tokens: list[str], body: dict, *, rate: float, start: float, seconds: float, conns: int
+) -> dict:
+    """In a process of its own: POST `body` to `path` at `rate` per second from `start` (a
+    time.time()) for `seconds`, open loop: each request is sent when due, whatever the
+    answers so far. Returns the records as tuples and the ids of the 202s."""
+    import uuid
+
+    async def main():
+        records, accepted = [], []
+        async with Client(base_url, conns) as client:
+            total = int(rate * seconds)
+
+            async def one(i: int, due: float) -> None:
+                late = time.time() - due
+                status, _, payload = await client.request(
+                    "POST",
+                    path,
+                    kind="open",
+                    token=tokens[i % len(tokens)],
+                    body=body,
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                )
+                if status == 202:
+                    accepted.append(payload["id"])
+                records.append(late)
+
+            await asyncio.sleep(max(0.0, start - time.time()))
+            tasks, launched = [], 0
+            while launched < total:
+                due_now = min(total, int((time.time() - start) * rate) + 1)
+                while launched < due_now:
+                    tasks.append(asyncio.create_task(one(launched, start + launched / rate)))
+                    launched += 1
+                await asyncio.sleep(0.002)
+            await asyncio.gather(*tasks)
+            return [(r.started, r.latency, r.status, r.shed) for r in client.recorder.records], accepted, records
+
+    records, accepted, lateness = asyncio.run(main())
+    return {"records": records, "accepted": accepted, "lateness": lateness}

@@ -32,7 +32,7 @@ ADMISSION_LIMIT = int(os.environ.get("WEB_ADMISSION_LIMIT", "0"))
 # A request that waited longer than this for a thread is shed too (0: never by its wait):
 # the requests served then stay within about this plus their own time, even when each one
 # is slower than usual (a loaded host, a slow database), which the count alone cannot see.
-ADMISSION_MAX_WAIT = int(os.environ.get("WEB_ADMISSION_MAX_WAIT_MS", "500")) / 1000
+ADMISSION_MAX_WAIT = int(os.environ.get("WEB_ADMISSION_MAX_WAIT_MS", "300")) / 1000
 # Threads per process that answer the shed requests (parsing a request and writing a 503).
 SHED_THREADS = 2
 RETRY_AFTER = os.environ.get("WEB_ADMISSION_RETRY_AFTER", "1")
