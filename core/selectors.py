@@ -88,9 +88,14 @@ def show_get(*, show_id: int) -> Show:
     return show
 
 
-def show_seat_map(*, show_id: int) -> dict:
-    """The seat map of a show: its layout and held seats in one statement, issued directly
-    (the hottest public read: the ORM spent longer building the two queries than running them)."""
+def show_layout_and_held(*, show_id: int) -> tuple[Layout, set[str]]:
+    """A show's screen layout and the labels of its held seats, read in one statement issued
+    directly (the hottest public read: the ORM spent longer building the two queries than
+    running them). Raises NotFound.
+
+    The decider calls it once it holds the show's lock, so that a screen resized while it
+    waited is read as it is now: a join in the locking statement would keep the screen row
+    of that statement's snapshot."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608  # nosec B608
@@ -101,7 +106,12 @@ def show_seat_map(*, show_id: int) -> dict:
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Show not found.")
-    layout, held = Layout(row[0], row[1]), set(row[2])
+    return Layout(row[0], row[1]), set(row[2])
+
+
+def show_seat_map(*, show_id: int) -> dict:
+    """The seat map of a show: its layout and held seats (one statement)."""
+    layout, held = show_layout_and_held(show_id=show_id)
     seats = [
         {"label": label, "row": letter, "number": number, "available": label not in held}
         for label, letter, number in layout.seats()
@@ -156,6 +166,12 @@ def bookings_pending_summary(*, top_shows: int) -> dict:
     totals = pending.aggregate(total=Count("*"), oldest=Min("created_at"))
     by_show = pending.values_list("show_id").annotate(n=Count("*")).order_by("-n", "show_id")[:top_shows]
     return {"total": totals["total"], "oldest_created_at": totals["oldest"], "by_show": list(by_show)}
+
+
+def show_has_live_bookings(*, show_id: int) -> bool:
+    """Whether a show has a pending or confirmed booking (it may then no longer be moved)."""
+    live = [Booking.Status.PENDING, Booking.Status.CONFIRMED]
+    return Booking.objects.filter(show_id=show_id, status__in=live).exists()
 
 
 def show_cancellation_impact(*, show_id: int) -> dict:
