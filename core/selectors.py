@@ -182,3 +182,12 @@ def show_cancellation_impact(*, show_id: int) -> dict:
         confirmed=Count("pk", filter=Q(status=Booking.Status.CONFIRMED)),
     )
     return {**counts, "seats": BookedSeat.objects.filter(show_id=show_id).count()}
+
+
+def table_row_estimate(model) -> int:
+    """PostgreSQL's estimate of a table's row count (pg_class.reltuples, kept by ANALYZE),
+    read without touching the table; -1 when the table was never analyzed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
+        row = cursor.fetchone()
+    return row[0] if row else -1
