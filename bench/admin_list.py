@@ -20,22 +20,25 @@ SCENARIOS = {
     "list, page 50": "/admin/core/booking/?p=50",
     "status=failed": "/admin/core/booking/?status__exact=failed",
     "search show id": "/admin/core/booking/?q={show_id}",
+    "search booking id": "/admin/core/booking/?q={booking_id}",
+    "search username": "/admin/core/booking/?q={username}",
     "overdue filter": "/admin/core/booking/?waiting=overdue",
 }
 
 
-def seed_bookings(cursor, *, rows: int, user_ids: list[int], show_ids: list[int]) -> None:
-    """Insert `rows` decided bookings spread over the users and shows, one a second back in
-    time from now (so newest first is a real order), 80% confirmed, 10% failed, 10% cancelled."""
+def seed_bookings(cursor, *, rows: int, user_ids: list[int], show_ids: list[int], days: float = 365) -> None:
+    """Insert `rows` decided bookings spread over the users and shows and evenly over the
+    last `days` days (so newest first is a real order), 80% confirmed, 10% failed, 10%
+    cancelled."""
     cursor.execute(
         "INSERT INTO core_booking (id, user_id, show_id, status, seats, quantity, failure_reason, "
         "idempotency_key, request_fingerprint, decide_attempts, request_id, created_at, decided_at) "
         "SELECT gen_random_uuid(), (%s::bigint[])[1 + i %% %s], (%s::bigint[])[1 + i %% %s], "
         "CASE i %% 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'cancelled' ELSE 'confirmed' END, '{}', 1, "
         "CASE i %% 10 WHEN 0 THEN 'sold_out' END, NULL, '', 0, '', "
-        "now() - make_interval(secs => i), now() - make_interval(secs => i) "
+        "now() - make_interval(secs => i * %s), now() - make_interval(secs => i * %s) "
         "FROM generate_series(1, %s) AS i",
-        [user_ids, len(user_ids), show_ids, len(show_ids), rows],
+        [user_ids, len(user_ids), show_ids, len(show_ids), days * 86400 / rows, days * 86400 / rows, rows],
     )
 
 
@@ -89,15 +92,16 @@ def main() -> None:
                 seed_bookings(cursor, rows=min(1_000_000, args.rows - done), user_ids=users, show_ids=shows)
             cursor.execute("ANALYZE core_booking")
         print(f"seeded {args.rows:,} bookings in {time.monotonic() - started:.0f} s")
-    from core.models import Show
+    from core.models import Booking, Show
 
     show_id = Show.objects.order_by("id").values_list("id", flat=True).first()
+    booking = Booking.objects.select_related("user").order_by("pk").first()
 
     client = Client()
     client.force_login(superuser)
     print("\n| page | median of 5 (ms) | statements | slowest statement (ms) |\n|---|---|---|---|")
     for name, url in SCENARIOS.items():
-        url = url.format(show_id=show_id)
+        url = url.format(show_id=show_id, booking_id=booking.pk, username=booking.user.username)
         assert client.get(url).status_code == 200, url
         timings = []
         for _ in range(5):

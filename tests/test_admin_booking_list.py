@@ -6,14 +6,16 @@ The table is seeded with 200 000 bookings in one INSERT ... generate_series (a f
 `python -m bench.admin_list` measures the same pages at millions of rows."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from bench.admin_list import seed_bookings
 from core.admin import EstimatedCountPaginator
-from core.models import Show
+from core.models import Booking, Show
 from tests.factories import ShowFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,14 +56,25 @@ def test_the_booking_list_reads_a_page_not_the_table_and_counts_nothing_in_full(
         assert _unbounded(_reads_of("core_show", queries)) == [], "no filter lists every show"
 
     # The first page comes from the index on created_at, newest first.
-    with CaptureQueriesContext(connection) as queries:
-        admin_client.get("/admin/core/booking/")
-    (page_sql,) = [sql for sql in _reads_of("core_booking", queries) if "ORDER BY" in sql]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN {page_sql}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = _plans_of(admin_client, {})
     assert "booking_created_idx" in plan, plan
     assert "Seq Scan on core_booking" not in plan, plan
+
+    # A search that names a few bookings reads them from indexes, its count too.
+    booking = Booking.objects.select_related("user").order_by("pk").first()
+    Booking.objects.filter(pk=booking.pk).update(request_id="req-needle", created_at=timezone.now() - timedelta(days=1))
+    old = Booking.objects.filter(created_at__lt=timezone.now() - timedelta(days=30)).order_by("pk").first()
+    Booking.objects.filter(pk=old.pk).update(request_id="req-old")
+    for term, found in [
+        (str(booking.pk), 1),
+        (booking.user.username, ROWS // 20),
+        (booking.user.email.upper(), ROWS // 20),
+        ("req-needle", 1),
+        ("req-old", 0),  # request ids are searched over the last REQUEST_ID_SEARCH_DAYS
+        (str(booking.show_id), ROWS // len(many_bookings)),
+    ]:
+        plan = _plans_of(admin_client, {"q": term}, found=min(found, EstimatedCountPaginator.COUNT_CAP))
+        assert "Seq Scan on core_booking" not in plan, (term, plan)
 
     # The unfiltered count is the planner's estimate; a filtered one is exact up to the cap.
     page = admin_client.get("/admin/core/booking/")
@@ -71,3 +84,18 @@ def test_the_booking_list_reads_a_page_not_the_table_and_counts_nothing_in_full(
     screen_id = Show.objects.get(pk=many_bookings[0]).screen_id  # the screen of one show
     few = admin_client.get("/admin/core/booking/", {"show__screen__id__exact": screen_id})
     assert few.context["cl"].result_count == ROWS // len(many_bookings)
+
+
+def _plans_of(admin_client, query: dict, found: int | None = None) -> str:
+    """The plans of the statements over core_booking that a page of the list issues."""
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get("/admin/core/booking/", query)
+    if found is not None:
+        assert page.context["cl"].result_count == found, query
+    plans = []
+    with connection.cursor() as cursor:
+        for sql in _reads_of("core_booking", queries):
+            if "pg_class" not in sql:
+                cursor.execute(f"EXPLAIN {sql}")
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    return "\n\n".join(plans)
