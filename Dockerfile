@@ -8,7 +8,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+RUN DJANGO_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+    python manage.py collectstatic --noinput \
     && mkdir -p /app/var/metrics \
     && useradd --create-home --uid 1000 app \
     && chown -R app /app

@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults security install browser services migrate lint format clean bench bench-quick bench-soak bench-admin
+.PHONY: run test test-faults security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -15,8 +15,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 run: install .env
 	@# A .env written before /metrics existed gets a token too.
 	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
+	@# ... and the development flag that lets seed_demo create the demo accounts.
+	@grep -q '^DEMO_USERS=' .env || echo "DEMO_USERS=1" >> .env
 	$(PY) manage.py ensure_services
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py release_migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --with-users
 	@echo ""
@@ -32,7 +34,7 @@ run: install .env
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis, but the fault tests
-test: install browser
+test: install browser openapi-tools
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest -m "not faults"
 
@@ -81,16 +83,30 @@ browser:
 	    || echo "WARNING: could not install chromium; the Swagger UI browser test will be skipped."; \
 	fi
 
+# The client authors' tools that the tests use on /swagger.json (swagger2openapi,
+# openapi-typescript, tsc), pinned in tools/openapi/package-lock.json. Without npm the tests
+# that need them are skipped and say why.
+OPENAPI_TOOLS := tools/openapi
+openapi-tools: $(OPENAPI_TOOLS)/node_modules/.installed
+$(OPENAPI_TOOLS)/node_modules/.installed: $(OPENAPI_TOOLS)/package.json $(OPENAPI_TOOLS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(OPENAPI_TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "WARNING: npm not found; the generated-client tests and the schema checks of responses will be skipped."; \
+	fi
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# A development .env with a fresh secret key and Flower password (kept out of git).
+# A development .env with a fresh secret key, Flower password and metrics token (kept out of
+# git), and DEMO_USERS=1: the demo accounts of `make run` exist only in such a development profile.
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
-	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')|" \
+	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(18))')|" \
+	    -e "s|^DEMO_USERS=.*|DEMO_USERS=1|" \
 	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
@@ -108,4 +124,4 @@ format: install
 	ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache $(OPENAPI_TOOLS)/node_modules

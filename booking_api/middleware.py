@@ -1,4 +1,4 @@
-"""Middleware that keeps every error JSON: outages become 503s, oversized bodies 413s, and
+"""Middleware that keeps every error JSON: outages and a busy database become 503s, oversized bodies 413s, and
 an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace). And the
 request id that every log line of a request carries."""
 
@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.http import JsonResponse
 
-from booking_api.exceptions import dependency_of, error_body, unavailable_response
+from booking_api.exceptions import dependency_error_response, error_body
 from core import context, metrics
 
 logger = logging.getLogger("booking_api.errors")
@@ -36,7 +36,7 @@ class RequestIdMiddleware:
 class RequestMetricsMiddleware:
     """Count every answered request by method, route pattern (not the path: ids would make a
     series per booking) and status, and time it. Outside the error middleware, so 413s, 503s
-    and 500s are counted too."""
+    and 500s are counted too. Every label comes from a closed set (core.metrics)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -44,13 +44,18 @@ class RequestMetricsMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         response = self.get_response(request)
-        route = _route(request)
-        metrics.HTTP_REQUESTS.labels(method=request.method, route=route, status=response.status_code).inc()
-        metrics.HTTP_DURATION.labels(method=request.method, route=route).observe(time.perf_counter() - started)
+        metrics.http_request_observed(
+            method=request.method,
+            route=_route(request),
+            status=response.status_code,
+            seconds=time.perf_counter() - started,
+        )
         return response
 
 
 def _route(request) -> str:
+    """The URL pattern that matched (`match.route` is built from the patterns in urls.py,
+    never from the path), or "unmatched"."""
     match = getattr(request, "resolver_match", None)
     # The catch-all JSON 404 route, and requests answered before routing (413, static files).
     if match is None or match.route in ("", "^"):
@@ -77,9 +82,9 @@ class DependencyUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        dependency = dependency_of(exception)
-        if dependency is not None:
-            return unavailable_response(dependency)
+        response = dependency_error_response(exception)
+        if response is not None:
+            return response
         if request.path.startswith("/admin/"):
             return None  # the admin keeps Django's own error pages
         logger.exception("unhandled error on %s %s", request.method, request.path)

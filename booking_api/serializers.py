@@ -166,9 +166,23 @@ class BookingCreateInputSerializer(serializers.Serializer):
         max_value=2**31 - 1,
         help_text=f'Number of best available seats; 1..{settings.BOOKING_MAX_SEATS}. Give this or "seats".',
     )
+    # The fields take wider limits than the booking rules, so that a count out of range gets
+    # the service's message (core.services.bookings); the schema publishes the rules
+    # (booking_api.openapi.DocumentedSchemaInspector).
+    documented_schema = {
+        "seats": {"minItems": 1, "maxItems": settings.BOOKING_MAX_SEATS},
+        "quantity": {"minimum": 1, "maximum": settings.BOOKING_MAX_SEATS},
+    }
 
 
 class BookingOutputSerializer(serializers.ModelSerializer):
+    queue_position = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        min_value=0,
+        help_text="While pending: how many bookings of its show are ahead of it; null once decided.",
+    )
+
     class Meta:
         model = Booking
         fields = [
@@ -182,6 +196,7 @@ class BookingOutputSerializer(serializers.ModelSerializer):
             "decided_at",
             "confirmed_at",
             "cancelled_at",
+            "queue_position",
         ]
         read_only_fields = fields
 
@@ -206,6 +221,7 @@ def booking_representation(booking: Booking) -> dict:
         "decided_at": timestamp(booking.decided_at),
         "confirmed_at": timestamp(booking.confirmed_at),
         "cancelled_at": timestamp(booking.cancelled_at),
+        "queue_position": booking.queue_position,
     }
 
 

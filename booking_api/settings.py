@@ -12,7 +12,9 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
+from booking_api import secrets_policy
 from booking_api.envfile import load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +31,10 @@ if DEBUG:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-secret-key-only-for-debug-runs")
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+
+# Demo accounts with published passwords (`seed_demo --with-users`, which `make run` calls)
+# are created only in development: with DEBUG on, or with this flag (the .env `make run` writes).
+DEMO_USERS = env.bool("DEMO_USERS", default=False)
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -91,6 +97,37 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
 DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
+# Bounded waits, in milliseconds (0: none), set per session through libpq's `options`. A web
+# request waiting on a row that a frozen process holds gives up after DB_LOCK_TIMEOUT_MS
+# with a retryable 503 `busy` instead of holding a gunicorn thread for ever; a session idle
+# inside a transaction (a frozen holder) is ended, releasing its locks. The workers run with
+# their own, longer values (set when a Celery worker starts, see workers/celery.py).
+DB_SESSION_TIMEOUTS = {
+    "web": {
+        "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=2000),
+        "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
+        "idle_in_transaction_session_timeout": env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10000),
+    },
+    "worker": {
+        "lock_timeout": env.int("DB_WORKER_LOCK_TIMEOUT_MS", default=10000),
+        # Well inside CELERY_TASK_SOFT_TIME_LIMIT, so that a stuck statement ends as a retry.
+        "statement_timeout": env.int("DB_WORKER_STATEMENT_TIMEOUT_MS", default=60000),
+        "idle_in_transaction_session_timeout": env.int("DB_WORKER_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10000),
+    },
+}
+# libpq `options` per role: any given in DATABASE_URL, then the role's timeouts.
+DB_SESSION_OPTIONS = {
+    role: " ".join(
+        [DATABASES["default"]["OPTIONS"].get("options", ""), *(f"-c {k}={v}" for k, v in timeouts.items())]
+    ).strip()
+    for role, timeouts in DB_SESSION_TIMEOUTS.items()
+}
+DATABASES["default"]["OPTIONS"]["options"] = DB_SESSION_OPTIONS["web"]
+
+# The release step's migrate (manage.py release_migrate) waits this long for any lock, then
+# rolls back and tries again, MIGRATE_ATTEMPTS times in all.
+MIGRATE_LOCK_TIMEOUT = env.str("MIGRATE_LOCK_TIMEOUT", default="5s")
+MIGRATE_ATTEMPTS = env.int("MIGRATE_ATTEMPTS", default=5)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Short socket timeouts: a Redis outage must surface as a 503 within a few seconds.
@@ -124,6 +161,8 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a fingerprint of the password hash: changing the password ends them all.
+    "CHECK_REVOKE_TOKEN": True,
     "UPDATE_LAST_LOGIN": False,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
@@ -152,6 +191,8 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="1200/min"),
         # Password guessing is the abuse to stop on login and signup, per client address.
         "auth": env.str("THROTTLE_AUTH", default="60/min"),
+        # Failed logins per username, from any address (LoginUsernameThrottle).
+        "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
     },
     # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
     # (the default) the peer address identifies the client, so rotating the header
@@ -183,6 +224,14 @@ SWAGGER_SETTINGS = {
 BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
 # Seconds a client is told to wait before polling a pending booking again.
 BOOKING_POLL_RETRY_AFTER = env.int("BOOKING_POLL_RETRY_AFTER", default=1)
+# A booking further back is told to wait its expected turn (queue position / this estimate
+# of a show's decisions per second), up to the cap, so that it polls less (core/polling.py).
+BOOKING_POLL_DECISIONS_PER_SECOND = env.float("BOOKING_POLL_DECISIONS_PER_SECOND", default=500.0)
+BOOKING_POLL_RETRY_AFTER_MAX = env.int("BOOKING_POLL_RETRY_AFTER_MAX", default=10)
+# A queue position is counted one booking ahead at a time: this bounds what a submission or
+# a poll pays in a deep backlog (positions past it read as this value). The default is where
+# the Retry-After above stops growing (10 s x 500/s).
+BOOKING_QUEUE_POSITION_LIMIT = env.int("BOOKING_QUEUE_POSITION_LIMIT", default=5000)
 # Bookings decided per database transaction by the per-show drain.
 BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
 # The per-show Redis lock expires on its own if its holder dies; the holder extends it
@@ -192,6 +241,9 @@ BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
 # (only while no other show's wake-up is queued): during a sale the bookings then join the
 # running drain instead of each publishing a wake-up and running a task of its own.
 BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
+# A drain that has held its worker this long while another show's wake-up waits queues its
+# show again and lets go, so that a show fed without pause cannot starve the others.
+BOOKING_DRAIN_TURN_SECONDS = env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
@@ -218,6 +270,24 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOW_IPS = [str(ip_network(entry, strict=False)) for entry in env.list("METRICS_ALLOW_IPS", default=[])]
 # The shows with the most pending bookings are exported one by one; the rest only in total.
 METRICS_PENDING_TOP_SHOWS = env.int("METRICS_PENDING_TOP_SHOWS", default=10)
+
+# --- Secrets ----------------------------------------------------------------------------
+
+# Without DEBUG, a secret copied from .env.example or the README, or one short enough to
+# guess, stops the start: a process that runs with it would be open to anyone who read them.
+if not DEBUG:
+    for _name, _value, _min_length in (
+        ("DJANGO_SECRET_KEY", SECRET_KEY, secrets_policy.SECRET_KEY_MIN_LENGTH),
+        ("JWT_SIGNING_KEY", SIMPLE_JWT["SIGNING_KEY"], secrets_policy.SECRET_KEY_MIN_LENGTH),
+        # Empty is allowed: /metrics is then refused to every request without an allowed address.
+        ("METRICS_TOKEN", METRICS_TOKEN or "", secrets_policy.TOKEN_MIN_LENGTH),
+    ):
+        _weakness = _value and secrets_policy.weakness(_value, min_length=_min_length)
+        if _weakness or (_name == "DJANGO_SECRET_KEY" and not _value):
+            raise ImproperlyConfigured(
+                f"{_name} {_weakness or 'is empty'}; set a random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(50))') or DJANGO_DEBUG=1 for development."
+            )
 
 # --- Celery -----------------------------------------------------------------------------
 

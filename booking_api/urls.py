@@ -6,6 +6,7 @@ from django.urls import include, path, re_path, register_converter
 from drf_yasg.views import get_schema_view
 from rest_framework.permissions import AllowAny
 
+from booking_api import admin_login
 from booking_api.metrics import metrics_view
 from booking_api.openapi import API_INFO, SchemaGenerator
 from booking_api.views import auth, bookings, catalogue, ops
@@ -67,6 +68,8 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # Before the admin's own routes: its login page, rate-limited like the API's login.
+    path("admin/login/", admin_login.login),
     path("admin/", admin.site.urls),
     # Last: any other path is a JSON 404, also with DEBUG on (never Django's HTML page).
     re_path(r"^", ops.not_found),

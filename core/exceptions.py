@@ -20,6 +20,12 @@ class ValidationFailed(DomainError):
     code = "validation_error"
 
 
+class NotAuthenticated(DomainError):
+    """The credentials (a token) are not, or no longer, valid (HTTP 401)."""
+
+    code = "not_authenticated"
+
+
 class NotFound(DomainError):
     """The object does not exist, or is not the caller's to see (HTTP 404)."""
 

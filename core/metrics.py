@@ -4,26 +4,23 @@ The API runs as several gunicorn processes and decisions happen in Celery pool p
 counters live in prometheus_client's multiprocess mode: every process writes its own values
 to a memory-mapped file in PROMETHEUS_MULTIPROC_DIR (no network round trip, no lock shared
 between processes), and `/metrics` adds up the files of every process on the host, including
-processes that have exited. State that PostgreSQL already knows (pending bookings per show,
-the oldest pending booking) is not counted at all but read at scrape time, see
-booking_api/metrics.py.
+processes that have exited (whose files are merged into an archive, core/metrics_archive.py).
+State that PostgreSQL already knows (pending bookings per show, the oldest pending booking)
+is not counted at all but read at scrape time, see booking_api/metrics.py.
 """
 
+import logging
 import os
-import socket
 from collections.abc import Iterable
 from datetime import datetime
+from http import HTTPStatus
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram, values
 
-# Containers sharing the directory (docker compose) each number their processes from 1: the
-# host name keeps two processes from writing one file ("_" separates the file name's parts).
-_HOST = socket.gethostname().replace("_", "-")
+from core import metrics_archive
 
-
-def _process_identifier() -> str:
-    return f"{_HOST}-{os.getpid()}"
+logger = logging.getLogger("core.metrics")
 
 
 def _use_multiprocess_values(directory: str) -> None:
@@ -32,11 +29,34 @@ def _use_multiprocess_values(directory: str) -> None:
     # prometheus_client picks its value class when it is first imported, which in a Celery
     # process is before Django's settings are read (the celery command loads Flower's plugin,
     # which imports it); set it here, before any metric below is created.
-    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
+    values.ValueClass = values.MultiProcessValue(process_identifier=metrics_archive.process_identifier)
+
+
+def archive_exited_processes(*, exiting: int | None = None) -> None:
+    """Merge the metrics files of this host's exited processes (and of `exiting`, the
+    caller at its exit) into the archive (core/metrics_archive.py); never raises."""
+    if not settings.PROMETHEUS_MULTIPROC_DIR:
+        return
+    try:
+        metrics_archive.archive_exited(settings.PROMETHEUS_MULTIPROC_DIR, exiting=exiting)
+    except Exception:
+        # The files stay and are merged by the next process that tries; nothing is lost.
+        logger.warning("could not archive the metrics files of exited processes", exc_info=True)
+
+
+def _use_process_values() -> None:
+    # PROMETHEUS_MULTIPROC_DIR set but empty means per-process counters (README), while
+    # prometheus_client takes any value, the empty one too, as its directory: the working
+    # directory. Choose the in-memory value class again, and drop the variable so that
+    # processes started from this one do not make the same mistake.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    values.ValueClass = values.MutexValue
 
 
 if settings.PROMETHEUS_MULTIPROC_DIR:
     _use_multiprocess_values(settings.PROMETHEUS_MULTIPROC_DIR)
+else:
+    _use_process_values()
 
 # Seconds; from one request's handling to a flash sale's backlog of minutes.
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -64,6 +84,23 @@ LOCK_BUSY = Counter("booking_show_lock_busy", "Drains that found their show's lo
 TASK_RETRIES = Counter("booking_task_retries", "Decision tasks retried later, by reason.", ["reason"])
 LOCK_LOST = Counter("booking_show_lock_lost", "Drains that stopped because their show lock expired.")
 RECOVERY_REQUEUES = Counter("booking_recovery_requeued_shows", "Shows re-queued by the recovery job.")
+
+
+# Labels taken from a request come from closed sets: a client choosing the method (any token
+# is a valid HTTP method) or the status would otherwise add a series per request, and every
+# series costs memory in each process, in the multiprocess files and in Prometheus.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "OTHER"
+_HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
+
+
+def http_request_observed(*, method: str, route: str, status: int, seconds: float) -> None:
+    """Count and time one answered request. `route` must be a URL pattern or a fixed word,
+    never the path (the middleware's `_route`)."""
+    method = method if method in HTTP_METHODS else OTHER_METHOD
+    status_label = str(status) if status in _HTTP_STATUSES else "other"
+    HTTP_REQUESTS.labels(method=method, route=route, status=status_label).inc()
+    HTTP_DURATION.labels(method=method, route=route).observe(seconds)
 
 
 def booking_accepted(*, by_quantity: bool) -> None:
@@ -95,7 +132,7 @@ def _declare_series() -> None:
     BOOKING_DECISIONS.labels(outcome="confirmed", reason="none")
     for reason in ("seats_unavailable", "sold_out", "show_started", "show_cancelled", "processing_error"):
         BOOKING_DECISIONS.labels(outcome="failed", reason=reason)
-    for reason in ("lock_busy", "dependency"):
+    for reason in ("lock_busy", "dependency", "contention"):
         TASK_RETRIES.labels(reason=reason)
     for by in ("user", "show"):
         BOOKING_CANCELLATIONS.labels(by=by)

@@ -12,6 +12,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
 os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_AUTH", "100000/min")
+os.environ.setdefault("THROTTLE_LOGIN_USERNAME", "100000/min")
 os.environ.setdefault("CACHE_KEY_PREFIX", "booking-test")
 METRICS_DIR_PREFIX = "booking-test-metrics-"
 # The test process and the gunicorn/Celery subprocesses it starts (which inherit the

@@ -168,6 +168,8 @@ def test_a_decision_waiting_while_its_screen_shrinks_uses_the_new_layout():
 
 def _lock_waiters() -> int:
     with connection.cursor() as cursor:
+        # Inside a transaction pg_stat_activity is a snapshot taken once: take a fresh one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.services.users import SIGNUP_REFUSED
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,6 @@ def test_signup_creates_a_user(api):
     ("payload", "field"),
     [
         ({"username": "USER_TAKEN", "email": "new@example.com", "password": "a-long-passphrase-1"}, "username"),
-        ({"username": "fresh", "email": "TAKEN@example.com", "password": "a-long-passphrase-1"}, "email"),
         ({"username": "fresh", "email": "fresh@example.com", "password": "123"}, "password"),
         ({"username": "fresh", "email": "fresh@example.com", "password": "password"}, "password"),
         ({"username": "fresh", "email": "not-an-email", "password": "a-long-passphrase-1"}, "email"),
@@ -48,6 +48,36 @@ def test_signup_refusals_are_400_with_field_details(api, payload, field):
     body = response.json()
     assert body["code"] == "validation_error"
     assert field in body["details"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"username": "fresh", "email": "TAKEN@example.com", "password": "a-long-passphrase-1"},
+        {"username": "USER_TAKEN", "email": "taken@example.com", "password": "a-long-passphrase-1"},
+        {"username": "fresh", "email": "taken@example.com", "password": "123"},
+    ],
+    ids=["email-alone", "with-a-taken-username", "with-a-weak-password"],
+)
+def test_signup_never_says_that_an_email_has_an_account(api, payload):
+    """A taken email is refused (400, as the contract says) with the message every refused
+    signup gets, and no detail naming the email: the answer is the one the same request
+    would get with an email nobody uses, but for the account it would have created."""
+    from tests.factories import UserFactory
+
+    UserFactory(username="user_taken", email="taken@example.com")
+    refused = api.post(SIGNUP, payload)
+    assert refused.status_code == 400
+    body = refused.json()
+    assert "email" not in body["details"]
+    assert "email" not in body["message"].lower()
+    assert body["message"] == SIGNUP_REFUSED
+    # The same request with an unused email: the same answer when it fails for another reason.
+    unused = api.post(SIGNUP, {**payload, "email": "unused@example.com"})
+    if unused.status_code == 400:
+        assert unused.json() == body
+    else:
+        assert unused.status_code == 201
 
 
 def test_login_returns_a_token_pair(api, user):
@@ -74,10 +104,14 @@ def test_refresh_rotates_and_a_used_refresh_token_is_401(api, user):
     rotated = first.json()
     assert set(rotated) == {"access", "refresh"}
     assert rotated["refresh"] != tokens["refresh"]
-    again = api.post(REFRESH, {"refresh": tokens["refresh"]})
+    # The rotated token keeps working, once.
+    second = api.post(REFRESH, {"refresh": rotated["refresh"]})
+    assert second.status_code == 200
+    again = api.post(REFRESH, {"refresh": rotated["refresh"]})
     assert again.status_code == 401
     assert again.json()["code"] == "token_not_valid"
-    assert api.post(REFRESH, {"refresh": rotated["refresh"]}).status_code == 200
+    # A used token is a copy: its whole family is revoked (test_api_token_families.py).
+    assert api.post(REFRESH, {"refresh": second.json()["refresh"]}).status_code == 401
 
 
 def test_logout_blacklists_the_refresh_token(api, user):

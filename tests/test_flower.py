@@ -45,6 +45,36 @@ def test_flower_refuses_requests_without_the_right_credentials(flower):
     assert httpx.get(f"{flower}/", auth=CREDENTIALS, timeout=5).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/healthcheck",
+        "/static/css/flower.css",
+        "/favicon.ico",
+        "/login",
+        "/logout",
+        "/api/workers",
+        "/tasks/datatable",
+        "/no-such-page",
+    ],
+)
+def test_every_route_needs_the_credentials(flower, path):
+    """Flower itself leaves /metrics (task names, workers, counts), /healthcheck, its static
+    files and its login and 404 pages open even with basic_auth set."""
+    refused = httpx.get(f"{flower}{path}", timeout=5)
+    assert refused.status_code == 401, refused.text[:200]
+    assert refused.headers["WWW-Authenticate"].startswith("Basic")
+    assert httpx.get(f"{flower}{path}", auth=("operator", "wrong"), timeout=5).status_code == 401
+    assert httpx.get(f"{flower}{path}", auth=CREDENTIALS, timeout=5).status_code != 401
+
+
+def test_flower_metrics_answer_with_the_credentials(flower):
+    response = httpx.get(f"{flower}/metrics", auth=CREDENTIALS, timeout=5)
+    assert response.status_code == 200
+    assert "flower_" in response.text
+
+
 def test_a_bookings_task_is_named_and_found_by_its_booking_id(flower, live_stack):
     show = ShowFactory(screen__rows=2, screen__seats_per_row=4)
     with live_stack.client(UserFactory()) as client:
@@ -82,6 +112,23 @@ def test_a_bookings_task_is_named_and_found_by_its_booking_id(flower, live_stack
 def test_flower_does_not_start_without_basic_auth():
     # Empty rather than unset, so that a developer's .env cannot fill it in.
     env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH="")
+    result = subprocess.run(
+        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "credentials", ["operator:change-me-too", "operator:short-pass", "operator:aaaaaaaaaaaaaaaaaaaa"]
+)
+def test_flower_does_not_start_with_a_template_or_short_password(credentials):
+    env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH=credentials, DJANGO_DEBUG="0")
     result = subprocess.run(
         [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
         cwd=ROOT,

@@ -109,6 +109,8 @@ def test_no_show_is_scheduled_for_an_inactive_movie(show):
 
 def _waiters() -> int:
     with connection.cursor() as cursor:
+        # Inside a transaction pg_stat_activity is a snapshot taken once: take a fresh one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )

@@ -3,13 +3,16 @@
 import json
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from swagger_spec_validator.validator20 import validate_spec
 
 from core.models import Movie, Screen, Show
 from core.redis import redis_client
 
 pytestmark = pytest.mark.django_db
+
+User = get_user_model()
 
 
 def test_healthz(api):
@@ -89,7 +92,8 @@ def test_docs_pages_render(api, path):
     assert b"<html" in response.content.lower()
 
 
-def test_seed_demo_is_safe_to_run_twice():
+def test_seed_demo_is_safe_to_run_twice(settings):
+    settings.DEMO_USERS = True
     call_command("seed_demo", "--with-users")
     counts = (Movie.objects.count(), Screen.objects.count(), Show.objects.count())
     assert counts[0] == 12
@@ -99,6 +103,25 @@ def test_seed_demo_is_safe_to_run_twice():
     assert (Movie.objects.count(), Screen.objects.count(), Show.objects.count()) == counts
     sizes = {s.rows * s.seats_per_row for s in Screen.objects.all()}
     assert len(sizes) == Screen.objects.count()
+
+
+@pytest.mark.parametrize(("debug", "demo_users"), [(True, False), (False, True)])
+def test_seed_demo_creates_the_demo_accounts_in_development(settings, debug, demo_users):
+    settings.DEBUG, settings.DEMO_USERS = debug, demo_users
+    call_command("seed_demo", "--with-users")
+    assert User.objects.get(username="admin").check_password("admin-pass-123")
+    assert User.objects.get(username="demo").check_password("demo-pass-123")
+
+
+def test_seed_demo_refuses_the_demo_accounts_outside_development(settings):
+    """Their passwords are published: with DEBUG off and no DEMO_USERS flag, none is created."""
+    settings.DEBUG, settings.DEMO_USERS = False, False
+    with pytest.raises(CommandError, match="DEMO_USERS=1"):
+        call_command("seed_demo", "--with-users")
+    assert not User.objects.filter(username__in=["admin", "demo"]).exists()
+    assert not Movie.objects.exists()  # refused before anything was written
+    call_command("seed_demo")  # the catalogue alone is fine anywhere
+    assert Movie.objects.count() == 12
 
 
 @pytest.fixture

@@ -79,7 +79,9 @@ def test_check_deploy_is_clean_with_the_production_switches():
 
 
 def test_debug_is_off_and_https_switches_are_opt_in_by_default():
-    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", DJANGO_SECRET_KEY="x" * 50)
+    result = _python(
+        SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "False"]
 
@@ -88,6 +90,118 @@ def test_without_debug_a_secret_key_is_required():
     result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def _env_file(path: Path) -> dict:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_SECRET_KEY", "change-me"),
+        ("DJANGO_SECRET_KEY", secrets.token_urlsafe(50)[:49]),  # Django's own minimum is 50
+        ("DJANGO_SECRET_KEY", "ab" * 40),  # long, but two characters
+        ("DJANGO_SECRET_KEY", "django-insecure-" + secrets.token_urlsafe(50)),
+        ("JWT_SIGNING_KEY", "change-me"),
+        ("METRICS_TOKEN", "change-me"),
+        ("METRICS_TOKEN", secrets.token_urlsafe(8)),
+    ],
+    ids=[
+        "key-template",
+        "key-short",
+        "key-few-characters",
+        "key-django-insecure",
+        "jwt-template",
+        "metrics-template",
+        "metrics-short",
+    ],
+)
+def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
+    env = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "METRICS_TOKEN": secrets.token_urlsafe(24), name: value}
+    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr
+
+
+def test_with_debug_the_template_values_are_allowed_for_development():
+    result = _python(
+        SHOW_SETTINGS,
+        DJANGO_SETTINGS_MODULE="booking_api.settings",
+        DJANGO_DEBUG="1",
+        DJANGO_SECRET_KEY="change-me",
+        METRICS_TOKEN="change-me",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
+    result = _python(
+        SHOW_SETTINGS,
+        DJANGO_SETTINGS_MODULE="booking_api.settings",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        METRICS_TOKEN="",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_copy_of_env_example_does_not_start_without_debug():
+    env = _env_file(ROOT / ".env.example")
+    assert env["DJANGO_DEBUG"] == "0"
+    result = _python(SHOW_SETTINGS, **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.settings"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is a template value" in result.stderr
+
+
+def test_the_env_that_make_run_writes_is_a_development_profile_that_starts(tmp_path):
+    """`make run` on a fresh clone: its .env passes the secret checks and lets seed_demo
+    create the demo accounts (DEMO_USERS=1) without turning DEBUG on."""
+    for name in ("Makefile", ".env.example"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(["make", "-s", ".env", f"PYTHON={sys.executable}"], cwd=tmp_path, check=True, capture_output=True)
+    env = _env_file(tmp_path / ".env")
+    assert env["DEMO_USERS"] == "1"
+    assert env["DJANGO_DEBUG"] == "0"
+    result = _python(
+        SHOW_SETTINGS.replace("print(", "print(s.DEMO_USERS, "),
+        **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False", "False"]
+
+
+def _production_profile() -> dict:
+    """The production profile as .env.example documents it (the lines between its markers)."""
+    text = (ROOT / ".env.example").read_text()
+    block = text.split("# >>> production profile\n", 1)[1].split("# <<< production profile", 1)[0]
+    return dict(line.removeprefix("# ").split("=", 1) for line in block.splitlines())
+
+
+def test_the_documented_production_profile_passes_check_deploy():
+    """`manage.py check --deploy` with .env.example's production profile (and real secrets):
+    no warning or error, DEBUG off, one trusted proxy hop, demo accounts refused."""
+    profile = _production_profile()
+    assert profile["DJANGO_NUM_PROXIES"] == "1"
+    assert profile["HOST"] == "127.0.0.1"  # the proxy on this host; never every interface
+    env = {
+        **profile,
+        "DJANGO_SETTINGS_MODULE": "booking_api.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
+    }
+    code = SHOW_SETTINGS.replace(
+        "print(",
+        "from django.core.management import call_command;"
+        "call_command('check', deploy=True, fail_level='WARNING');"
+        "print(s.REST_FRAMEWORK['NUM_PROXIES'], s.DEMO_USERS, ",
+    )
+    result = _python(code, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout + result.stderr
+    assert result.stdout.split()[-5:] == ["1", "False", "False", "True", "True"]
 
 
 SECRET_PATTERNS = {

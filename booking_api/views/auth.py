@@ -2,14 +2,10 @@
 
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import (
-    TokenObtainPairSerializer,
-    TokenRefreshSerializer,
-)
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
 from booking_api.openapi import errors
 from booking_api.permissions import CredentialsInBody
@@ -21,8 +17,9 @@ from booking_api.serializers import (
     TokenPairOutputSerializer,
     UserOutputSerializer,
 )
-from booking_api.throttles import AuthThrottle
+from booking_api.throttles import AuthThrottle, LoginUsernameThrottle, forgive_login_attempt
 from booking_api.views.common import BaseApi
+from core.services.auth import token_logout, token_refresh
 from core.services.users import user_signup
 
 TAGS = ["auth"]
@@ -51,7 +48,15 @@ class UserSignupApi(_CredentialsApi):
 
 
 class UserLoginApi(_CredentialsApi):
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [AuthThrottle, LoginUsernameThrottle]
+
+    def check_throttles(self, request):
+        try:
+            super().check_throttles(request)
+        except Throttled:
+            # A refused attempt checked no password: not a failure of the username's.
+            forgive_login_attempt(request)
+            raise
 
     @swagger_auto_schema(
         operation_id="auth_login",
@@ -65,6 +70,8 @@ class UserLoginApi(_CredentialsApi):
         # Wrong credentials raise AuthenticationFailed: a 401.
         serializer = TokenObtainPairSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # Only failed logins count against the username's limit.
+        forgive_login_attempt(request)
         return Response(serializer.validated_data)
 
 
@@ -77,14 +84,9 @@ class TokenRefreshApi(_CredentialsApi):
         responses={200: TokenPairOutputSerializer, **errors(400, 401)},
     )
     def post(self, request):
-        RefreshInputSerializer(data=request.data).is_valid(raise_exception=True)
-        serializer = TokenRefreshSerializer(data=request.data)
-        try:
-            # Rotation blacklists the presented token: using it twice is a 401.
-            serializer.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
-        return Response(serializer.validated_data)
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(token_refresh(refresh=serializer.validated_data["refresh"]))
 
 
 class UserLogoutApi(_CredentialsApi):
@@ -98,10 +100,7 @@ class UserLogoutApi(_CredentialsApi):
     def post(self, request):
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            RefreshToken(serializer.validated_data["refresh"]).blacklist()
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
+        token_logout(refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

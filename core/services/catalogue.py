@@ -1,4 +1,9 @@
-"""Writes of the catalogue: movies, screens and shows (staff operations)."""
+"""Writes of the catalogue: movies, screens and shows (staff operations).
+
+Lock order: a write that changes a movie or a screen together with its shows locks that row
+first, then the shows in id order (a deactivation, a resize, a show moved to another
+movie); from the show on, the lock order of core.services.bookings holds.
+"""
 
 import logging
 from datetime import UTC, datetime, timedelta
@@ -16,6 +21,7 @@ from core.selectors import show_has_live_bookings
 logger = logging.getLogger("core.catalogue")
 
 _OVERLAP = "This screen already has a show at that time."
+_INACTIVE, _INACTIVE_DETAIL = "Inactive movie.", "This movie is not active."
 
 # A show starts and ends a day inside Python's datetime range, so that its times can be
 # computed and shown in any time zone: an end past 9999-12-31 was an OverflowError (a 500).
@@ -192,13 +198,24 @@ def _active_movie(movie_id: int) -> Movie:
     """The movie, locked against a concurrent deactivation; ValidationFailed if inactive."""
     movie = _lock_movie(movie_id)
     if not movie.is_active:
-        raise ValidationFailed("Inactive movie.", details={"movie": ["This movie is not active."]})
+        raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
     return movie
+
+
+def _lock_show(show: Show) -> Show:
+    return Show.objects.select_for_update(no_key=True, of=("self",)).select_related("movie").get(pk=show.pk)
 
 
 @transaction.atomic
 def show_update(*, show: Show, **fields) -> Show:
-    """Change a show. Moving it (movie, screen, time) is refused once it has live bookings."""
+    """Change a show. Moving it (movie, screen, time) is refused once it has live bookings.
+
+    The show row is locked first, as every booking transition does (the lock order of
+    core.services.bookings), and the change is judged on its current values; a movie it
+    moves to is locked before it, as a deactivation locks its movie before the shows.
+    """
+    target = _lock_movie(fields["movie"].pk) if "movie" in fields else None
+    show = _lock_show(show)
     if fields.get("status") == Show.Status.CANCELLED and show.status != Show.Status.CANCELLED:
         fields.pop("status")
         show = show_cancel(show=show)
@@ -211,7 +228,9 @@ def show_update(*, show: Show, **fields) -> Show:
     if moves and show_has_live_bookings(show_id=show.pk):
         raise Conflict("A show with bookings cannot be moved; cancel it instead.", code="show_has_bookings")
     if "movie" in moves:
-        fields["movie"] = _active_movie(fields["movie"].pk)
+        if not target.is_active:
+            raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
+        fields["movie"] = target
     for name, value in fields.items():
         setattr(show, name, value)
     return _save_show(show)
@@ -222,16 +241,18 @@ def show_cancel(*, show: Show) -> Show:
     """Cancel a show: its pending bookings fail (`show_cancelled`), its confirmed ones are
     cancelled and their seats freed, all in one transaction.
 
-    The show row is locked FOR NO KEY UPDATE like the decider does, so no decision of this
-    show can interleave with the cancellation.
+    The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
+    core.services.bookings), so no decision, cancel or sweep of this show can interleave
+    with the cancellation, and each bulk update keeps its status condition on the rows it
+    updates.
     """
-    show = Show.objects.select_for_update(no_key=True).get(pk=show.pk)
+    show = _lock_show(show)
     if show.status == Show.Status.CANCELLED:
         return show
     now = timezone.now()
     show.status = Show.Status.CANCELLED
     show.save(update_fields=["status"])
-    live = Booking.objects.select_for_update().filter(show=show)
+    live = Booking.objects.filter(show=show)
     failed = live.filter(status=Booking.Status.PENDING).update(
         status=Booking.Status.FAILED, failure_reason=Booking.FailureReason.SHOW_CANCELLED, decided_at=now
     )

@@ -5,8 +5,9 @@ where its screen is free, so a second run adds nothing."""
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,11 +47,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--with-users", action="store_true", help="Also create demo/demo-pass-123 and admin/admin-pass-123."
+            "--with-users",
+            action="store_true",
+            help="Also create demo/demo-pass-123 and admin/admin-pass-123 (development only: "
+            "DJANGO_DEBUG=1 or DEMO_USERS=1).",
         )
 
     @transaction.atomic
     def handle(self, *args, **options):
+        # Their passwords are published in the README: anywhere else they are open doors.
+        if options["with_users"] and not (settings.DEBUG or settings.DEMO_USERS):
+            raise CommandError(
+                "--with-users creates accounts with published passwords; it runs only in development "
+                "(DJANGO_DEBUG=1 or DEMO_USERS=1). Nothing was created."
+            )
         movies = [self._movie(*spec) for spec in MOVIES]
         screens = [
             Screen.objects.get_or_create(name=n, defaults={"rows": r, "seats_per_row": s})[0] for n, r, s in SCREENS

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("core", "0003_leaner_booking_indexes"),
+        ("core", "0004_refresh_token_family"),
     ]
 
     operations = [
