@@ -7,9 +7,9 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
 from core.services.retention import bookings_purge_old
-from tests.factories import ShowFactory, UserFactory
+from tests.factories import PASSWORD, ShowFactory, UserFactory
 from workers import maintenance
 from workers.celery import app
 
@@ -80,6 +80,22 @@ def test_the_token_job_flushes_expired_refresh_tokens(user):
     maintenance.flush_expired_tokens()
     assert list(OutstandingToken.objects.values_list("jti", flat=True)) == [valid["jti"]]
     assert not BlacklistedToken.objects.exists()
+
+
+def test_the_token_job_deletes_families_whose_newest_token_expired(api, user, settings):
+    def login():
+        return api.post("/api/v1/auth/login", {"username": user.username, "password": PASSWORD}).json()["refresh"]
+
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    rotated, fresh = login(), login()
+    api.post("/api/v1/auth/refresh", {"refresh": rotated})
+    api.post("/api/v1/auth/refresh", {"refresh": fresh})
+    assert RefreshTokenFamily.objects.count() == 2
+    old = timezone.now() - lifetime - timedelta(minutes=1)
+    root = {name: RefreshToken(token, verify=False)["jti"] for name, token in [("rotated", rotated), ("fresh", fresh)]}
+    RefreshTokenFamily.objects.filter(root_jti=root["rotated"]).update(created_at=old, rotated_at=old)
+    maintenance.flush_expired_tokens()
+    assert list(RefreshTokenFamily.objects.values_list("root_jti", flat=True)) == [root["fresh"]]
 
 
 def test_beat_schedules_both_jobs():

@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
 
-from core.services.retention import bookings_purge_old
+from core.services.retention import bookings_purge_old, refresh_families_purge_expired
 
 
 @shared_task(name="maintenance.purge_old_bookings", ignore_result=True)
@@ -18,5 +18,6 @@ def purge_old_bookings() -> int:
 
 @shared_task(name="maintenance.flush_expired_tokens", ignore_result=True)
 def flush_expired_tokens() -> None:
-    """Delete expired refresh tokens and their blacklist entries."""
+    """Delete expired refresh tokens, their blacklist entries and their families."""
     call_command("flushexpiredtokens", verbosity=0)
+    refresh_families_purge_expired()

@@ -6,9 +6,11 @@ import time
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from rest_framework_simplejwt.settings import api_settings
 
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
 
 logger = logging.getLogger("core.retention")
 
@@ -44,4 +46,16 @@ def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: 
             break
     if deleted:
         logger.info("old bookings purged", extra={"count": deleted, "older_than_days": retention_days})
+    return deleted
+
+
+def refresh_families_purge_expired() -> int:
+    """Delete the refresh token families whose newest token has expired (one row per login
+    otherwise stays for ever). A family's older tokens expired before its newest, so none
+    of them can be used: a deleted family is never missed. Returns how many went."""
+    cutoff = timezone.now() - api_settings.REFRESH_TOKEN_LIFETIME
+    # The newest token was issued at the last rotation or, never rotated, before the family
+    # was created (on the login token's first use).
+    expired = Q(rotated_at__lt=cutoff) | Q(rotated_at__isnull=True, created_at__lt=cutoff)
+    deleted, _ = RefreshTokenFamily.objects.filter(expired).delete()
     return deleted
