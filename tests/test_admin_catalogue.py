@@ -13,6 +13,7 @@ from core import selectors
 from core.models import Booking, Screen, Show
 from core.services.bookings import booking_decide_batch, booking_submit
 from tests.factories import MovieFactory, ScreenFactory, ShowFactory, UserFactory
+from tests.locking import pending_booking
 
 
 def _show_form(show, **changes) -> dict:
@@ -144,7 +145,8 @@ def test_a_decision_waiting_while_its_screen_shrinks_uses_the_new_layout():
     from core.services.catalogue import screen_update  # new with this rule: the other tests run without it
 
     show, user = ShowFactory(screen__rows=5, screen__seats_per_row=8), UserFactory()
-    booking, _ = booking_submit(user_id=user.pk, show_id=show.pk, seats=["E8"])
+    # No wake-up: a live worker of another test must not decide it before the resize.
+    booking = pending_booking(user, show, seats=["E8"])
     outcome: dict = {}
 
     def decide():
