@@ -14,18 +14,20 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from core import selectors
+from core import db_errors, selectors
 from core.exceptions import DomainError
 from core.models import BookedSeat, Booking, Movie, Screen, Show
 from core.services import catalogue
 from core.services.catalogue import show_cancel
+
+BUSY = "Another operation (a booking decision or a cancellation) holds this record right now: save again."
 
 
 class ServiceForm(forms.ModelForm):
@@ -56,6 +58,12 @@ class ServiceForm(forms.ModelForm):
                     saved = self.update(fresh, {name: cleaned[name] for name in self.changed_data if name in cleaned})
         except DomainError as error:
             self._add_domain_error(error)
+        except DatabaseError as error:
+            # A row held past the lock timeout (a decision, a cancellation): the savepoint
+            # is rolled back and the operator may simply save again.
+            if not db_errors.is_contention(error):
+                raise
+            self.add_error(None, BUSY)
         else:
             self.instance = saved
         return cleaned

@@ -13,7 +13,7 @@ from core import selectors
 from core.models import Booking, Screen, Show
 from core.services.bookings import booking_decide_batch, booking_submit
 from tests.factories import MovieFactory, ScreenFactory, ShowFactory, UserFactory
-from tests.locking import pending_booking
+from tests.locking import execute, holder, pending_booking
 
 
 def _show_form(show, **changes) -> dict:
@@ -176,3 +176,16 @@ def _lock_waiters() -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_show_held_by_another_transaction_keeps_the_form_and_asks_to_save_again(admin_client):
+    """A decision or a cancellation holding the show past the lock timeout: the form comes
+    back with what the operator typed and says to save again (not a bare 503 page), and
+    nothing changed."""
+    show = ShowFactory()
+    with holder() as other:
+        execute(other, "SELECT 1 FROM core_show WHERE id = %s FOR NO KEY UPDATE", show.pk)
+        response = admin_client.post(f"/admin/core/show/{show.pk}/change/", _show_form(show, price="99.00"))
+    assert "save again" in " ".join(response.context["adminform"].form.non_field_errors())
+    assert str(Show.objects.get(pk=show.pk).price) == "12.50"
