@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from tests.factories import ShowFactory, UserFactory
-from tests.live import BIN, ROOT, Proc, free_port, poll_until_final, service_env, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import BIN, ROOT, Proc, free_port, wait_until
+from tests.harness.service import service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -53,10 +53,9 @@ import time
 
 import pytest
 
-from tests.faults.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
-from tests.faults.servers import tcp_client_ports
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
+from tests.harness.procs import tcp_client_ports, wait_until
 from workers.locks import show_lock_key
 
 DECIDER_PAUSE, SUBMIT_PAUSE = 4242, 4243
