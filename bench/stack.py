@@ -86,13 +86,7 @@ def _check_names(config: Config) -> None:
 
 def create_database(config: Config) -> None:
     """Drop and create the benchmark's own database, then migrate it."""
-    _check_names(config)
-    conn = psycopg2.connect(**config.pg_params("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(config.db_name)))
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config.db_name)))
-    conn.close()
+    _admin(config, "DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=ROOT,
@@ -102,12 +96,20 @@ def create_database(config: Config) -> None:
 
 
 def drop_database(config: Config) -> None:
+    _admin(config, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def _admin(config: Config, *statements: str) -> None:
+    """Run statements about the benchmark's database ({} is its name) from `postgres`."""
     _check_names(config)
     conn = psycopg2.connect(**config.pg_params("postgres"))
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(config.db_name)))
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(sql.SQL(statement).format(sql.Identifier(config.db_name)))
+    finally:
+        conn.close()
 
 
 def procfile() -> dict[str, str]:
