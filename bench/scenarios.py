@@ -332,15 +332,15 @@ def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]],
     facts = []
     for show in shows:
         mine = by_show[show.pk]
-        requests = {s.booking_id: s.request for s in mine}
+        asked = {s.booking_id: s.request for s in mine}
         violations, show_facts = invariants.show_violations(
             connection,
             show.pk,
-            requests=requests,
+            requests=asked,
             timings={s.booking_id: (s.sent, s.received) for s in mine},
             finals={s.booking_id: s.final for s in mine},
         )
-        if len(requests) != len(mine):
+        if len(asked) != len(mine):
             violations.append(f"show {show.pk}: one booking id was returned for two different requests")
         ctx.violations += [f"{label}: {v}" for v in violations]
         facts.append(show_facts)
