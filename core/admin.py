@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -91,7 +92,7 @@ class ShowAdmin(admin.ModelAdmin):
             "rows": rows,
             "to_cancel": [row for row in rows if row["show"].status != Show.Status.CANCELLED],
             "from_action": from_action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/core/show/cancel_confirmation.html", context)
 

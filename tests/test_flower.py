@@ -19,7 +19,7 @@ def flower(live_stack):
     port = free_port()
     proc = Proc(
         "flower",
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
+        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=booking_api/config/flowerconfig.py"],
         service_env(FLOWER_PORT=port, FLOWER_BASIC_AUTH=":".join(CREDENTIALS)),
         live_stack.log_dir / f"flower-{port}.log",
     ).start()
@@ -94,7 +94,7 @@ def test_a_bookings_task_is_named_and_found_by_its_booking_id(flower, live_stack
         )
         response.raise_for_status()
         tasks = list(response.json().values())
-        # The drain lingers briefly for more bookings after deciding this one (tasks.py).
+        # The drain lingers briefly for more bookings after deciding this one (core/services/drain.py).
         return tasks if tasks and all(t["state"] == "SUCCESS" for t in tasks) else None
 
     tasks = wait_until(found, timeout=20, what="flower to list the booking's task")
@@ -113,7 +113,7 @@ def test_flower_does_not_start_without_basic_auth():
     # Empty rather than unset, so that a developer's .env cannot fill it in.
     env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH="")
     result = subprocess.run(
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
+        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=booking_api/config/flowerconfig.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -130,7 +130,7 @@ def test_flower_does_not_start_without_basic_auth():
 def test_flower_does_not_start_with_a_template_or_short_password(credentials):
     env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH=credentials, DJANGO_DEBUG="0")
     result = subprocess.run(
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
+        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=booking_api/config/flowerconfig.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,

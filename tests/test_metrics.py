@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from booking_api.metrics import exposition
 from core import metrics_archive
+from core.decision_queue import send_wake
 from core.models import Booking
+from core.show_lock import show_lock
 from tests import live
 from tests.factories import ShowFactory, UserFactory
 from tests.faults.servers import PrivateRedis
 from tests.live import broker_at, poll_until_final, wait_until
-from workers.dispatch import publish_decision
-from workers.locks import show_lock
 
 TOKEN = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
 
@@ -288,7 +288,7 @@ def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(t
             Booking.objects.create(user=user, show=show, quantity=1)
         with broker_at(broker.url()):
             for show in shows:
-                publish_decision(show_id=show.pk)
+                send_wake(show_id=show.pk)
         live.wait_until(
             lambda: not Booking.objects.filter(status="pending").exists(), timeout=60, what="the decisions", proc=worker
         )

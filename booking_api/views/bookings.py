@@ -18,7 +18,8 @@ from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
 from core.exceptions import ValidationFailed
 from core.polling import booking_retry_after
-from core.services.bookings import booking_cancel, booking_submit
+from core.services.cancellation import booking_cancel
+from core.services.submission import booking_submit
 
 TAGS = ["bookings"]
 # Printable ASCII without spaces at the ends: what a client library generates (UUIDs, ...).

@@ -119,7 +119,7 @@ def show_update(*, show: Show, **fields) -> Show:
     """Change a show. Moving it (movie, screen, time) is refused once it has live bookings.
 
     The show row is locked first, as every booking transition does (the lock order of
-    core.services.bookings), and the change is judged on its current values.
+    core.services.decisions), and the change is judged on its current values.
     """
     show = _lock_show(show)
     if fields.get("status") == Show.Status.CANCELLED and show.status != Show.Status.CANCELLED:
@@ -144,7 +144,7 @@ def show_cancel(*, show: Show) -> Show:
     cancelled and their seats freed, all in one transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
-    core.services.bookings), so no decision, cancel or sweep of this show can interleave
+    core.services.decisions), so no decision, cancel or sweep of this show can interleave
     with the cancellation, and each bulk update keeps its status condition on the rows it
     updates.
     """

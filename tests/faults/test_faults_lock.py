@@ -27,9 +27,9 @@ Guard removal, run once by hand (2026-11-28), to show that this test catches wha
 
 - Per-show serialization removed (the Redis lock ignored and the show row not locked):
 
-      sed -i 's/show = _locked_shows().select_related("screen")/show = Show.objects.select_related(
-          "screen")/' core/services/bookings.py
-      sed -i 's/        if not lock.acquire():/        if not (lock.acquire() or True):/' workers/tasks.py
+      sed -i 's/show = locked_shows().select_related("screen")/show = Show.objects.select_related(
+          "screen")/' core/services/decisions.py
+      sed -i 's/    if not lock.acquire():/    if not (lock.acquire() or True):/' core/services/drain.py
       .venv/bin/pytest tests/faults/test_faults_lock.py
 
   Observed: both cases fail. `constraint`: the other worker decided X with A1 while Y's
@@ -53,11 +53,11 @@ import time
 
 import pytest
 
+from core.show_lock import show_lock_key
 from tests.faults.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
 from tests.faults.servers import tcp_client_ports
 from tests.faults.stack import Clients, quantity_requests
 from tests.live import wait_until
-from workers.locks import show_lock_key
 
 DECIDER_PAUSE, SUBMIT_PAUSE = 4242, 4243
 BREAKPOINTS_SQL = f"""

@@ -13,10 +13,10 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from booking_api import secrets_policy
-from booking_api.envfile import load_env_file
+from booking_api.config import secrets_policy
+from booking_api.config.envfile import load_env_file
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
 # A local .env (see .env.example) is read when present; real environment variables win.
@@ -67,8 +67,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "booking_api.urls"
-WSGI_APPLICATION = "booking_api.wsgi.application"
-ASGI_APPLICATION = "booking_api.asgi.application"
+WSGI_APPLICATION = "booking_api.config.wsgi.application"
+ASGI_APPLICATION = "booking_api.config.asgi.application"
 
 TEMPLATES = [
     {
@@ -100,7 +100,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.in
 # request waiting on a row that a frozen process holds gives up after DB_LOCK_TIMEOUT_MS
 # with a retryable 503 `busy` instead of holding a gunicorn thread for ever; a session idle
 # inside a transaction (a frozen holder) is ended, releasing its locks. The workers run with
-# their own, longer values (set when a Celery worker starts, see workers/celery.py).
+# their own, longer values (set when a Celery worker starts, see booking_api/config/celery.py).
 DB_SESSION_TIMEOUTS = {
     "web": {
         "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=2000),
