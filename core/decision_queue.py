@@ -54,13 +54,13 @@ def wake_show(*, show_id: int, booking_id=None) -> bool:
         if not redis_client().set(wake_key(show_id), 1, nx=True, ex=settings.BOOKING_LOCK_TIMEOUT):
             return False
     except Exception:
-        logger.exception("could not wake the show", extra={"show_id": show_id, "booking_id": str(booking_id)})
+        logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
         return False
     try:
         send_wake(show_id=show_id, booking_id=booking_id)
         return True
     except Exception:
-        logger.exception("could not wake the show", extra={"show_id": show_id, "booking_id": str(booking_id)})
+        logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
         # Nothing is queued although the marker says so: let it lapse soon, so that a later
         # booking of the show publishes again instead of waiting for the recovery job, yet
         # a broker outage does not make every booking pay for a failing publish.
