@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from core import booking_sql, db_errors, metrics
 from core.models import BookedSeat, Booking, Show
-from core.seating import Layout, SeatAllocator
+from core.seating import SeatAllocator
+from core.selectors import show_layout_and_held
 
 logger = logging.getLogger("core.bookings")
 
@@ -55,8 +56,8 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
             fail(booking, Reason.SHOW_STARTED, now)
         return []
 
-    taken = BookedSeat.objects.filter(show_id=show.pk).values_list("seat_label", flat=True)
-    allocator = SeatAllocator(Layout(show.screen.rows, show.screen.seats_per_row), taken)
+    layout, taken = show_layout_and_held(show_id=show.pk)
+    allocator = SeatAllocator(layout, taken)
     held: list[BookedSeat] = []
     for booking in bookings:
         if booking.seats:
@@ -90,7 +91,8 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     row no longer matches status=pending and is skipped) or waits for this decision.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    show = locked_shows().select_related("screen").filter(pk=show_id).first()
+    # The screen is read after this lock is held (in _decide), never joined here.
+    show = locked_shows().filter(pk=show_id).first()
     if show is None:
         return []
     bookings = list(
