@@ -4,7 +4,7 @@ import pytest
 
 from core import decision_queue as dispatch
 from core.redis import redis_client
-from tests.live import broker_at
+from tests.harness.service import broker_at
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ from django.test import override_settings
 from core.models import BookedSeat, Booking
 from core.show_lock import show_lock
 from tests.factories import ShowFactory, UserFactory
-from tests.live import poll_until_final, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import wait_until
 from workers.tasks import decide_show, recover_pending_bookings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -13,7 +13,9 @@ from core.logging import ContextFilter, JsonFormatter, KeyValueFormatter
 from core.models import Booking
 from core.show_lock import show_lock
 from tests.factories import ShowFactory, UserFactory
-from tests.live import ROOT, poll_until_final, service_env, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import ROOT, wait_until
+from tests.harness.service import service_env
 
 
 @pytest.mark.django_db
