@@ -146,7 +146,7 @@ def measure(app, make_environ, *, requests: int, profile_path: Path | None, expe
 
 
 def run_service(config: Config, out: Path, requests: int, tokens: list[str], show_id: int) -> dict:
-    from booking_api.wsgi import application
+    from booking_api.config.wsgi import application
 
     makers = {
         "noop": lambda i: _environ("GET", "/bench/noop", tokens[i % len(tokens)]),

@@ -1,4 +1,4 @@
-"""gunicorn for the bare project: the service's settings (booking_api/gunicorn.conf.py,
+"""gunicorn for the bare project: the service's settings (booking_api/config/gunicorn.conf.py,
 evaluated in the same environment), with gunicorn's stock threaded worker (the service's
 worker class adds admission control to it) and none of the service's hooks."""
 
@@ -6,7 +6,7 @@ import os
 import runpy
 from pathlib import Path
 
-_service = runpy.run_path(str(Path(__file__).resolve().parents[2] / "booking_api" / "gunicorn.conf.py"))
+_service = runpy.run_path(str(Path(__file__).resolve().parents[2] / "booking_api" / "config" / "gunicorn.conf.py"))
 
 bind = f"127.0.0.1:{os.environ['BARE_PORT']}"
 workers = _service["workers"]
