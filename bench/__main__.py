@@ -110,6 +110,8 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
     stack.start_web()
     stack.start_worker()
     stack.start_beat()
+    if not args.soak:
+        stack.start_bare()
     results["web_setup"] = _web_setup()
     results["worker_setup"] = f"Procfile worker, {os.environ.get('WORKER_CONCURRENCY', '2')} pool processes"
     results["procfile"] = stack.describe()
@@ -127,8 +129,17 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
     else:
         results["flash_sale"] = _step(step, "flash sale", scenarios.flash_sale, ctx)
         bookings = results["flash_sale"].pop("_bookings")
-        step("HTTP throughput, interleaved rounds: no-op, /auth/me, POST /bookings, seat map, GET /bookings/{id}")
+        step(
+            "HTTP throughput, interleaved rounds: no-op, /auth/me, bare DRF me, POST /bookings, seat map, "
+            "GET /bookings/{id}"
+        )
         results["http"] = scenarios.http_rounds(ctx, scenarios.http_specs(ctx, bookings))
+        results["overload"] = _step(
+            step,
+            f"overload: POST /bookings open loop at {', '.join(f'{m}x' for m in sizes.overload_multipliers)} "
+            f"the sustainable rate, {sizes.overload_connections} connections",
+            lambda: scenarios.overload(ctx, sustainable=results["http"]["post"]["rate"]),
+        )
         results["many_shows"] = _step(step, f"many shows ({sizes.many_shows})", scenarios.many_shows, ctx)
         results["pg_raw"] = _step(step, "raw PostgreSQL submit transaction", scenarios.pg_booking_rate, ctx)
         results["celery_noop"] = _step(step, "Celery no-op task rate", scenarios.celery_noop_rate, ctx)

@@ -23,17 +23,29 @@ class Record:
     latency: float  # seconds
     status: int  # 0: connection error
     kind: str
+    shed: bool = False  # a 503 `overloaded` with Retry-After: admission control's answer
+
+
+def is_shed(status: int, headers, raw: bytes) -> bool:
+    """Admission control's answer to the excess under overload (contract: a fast 503 with
+    Retry-After); not a server error."""
+    return status == 503 and "Retry-After" in headers and b'"overloaded"' in raw
 
 
 @dataclass
 class Recorder:
     records: list[Record] = field(default_factory=list)
 
-    def add(self, *, started: float, latency: float, status: int, kind: str) -> None:
-        self.records.append(Record(started, latency, status, kind))
+    def add(self, *, started: float, latency: float, status: int, kind: str, shed: bool = False) -> None:
+        self.records.append(Record(started, latency, status, kind, shed))
 
     def errors(self) -> int:
-        return sum(1 for r in self.records if r.status == 0 or r.status >= 500)
+        """5xx answers (but the sheds) and connection errors."""
+        return sum(1 for r in self.records if is_error(r))
+
+
+def is_error(r: Record) -> bool:
+    return r.status == 0 or (r.status >= 500 and not r.shed)
 
 
 class Client:
@@ -66,19 +78,24 @@ class Client:
         all_headers = {"Authorization": f"Bearer {token}"}
         if headers:
             all_headers.update(headers)
+        url = path if path.startswith("http") else self.base_url + path
         async with self._slots:
             started = time.time()
             t0 = time.perf_counter()
             try:
-                async with self._session.request(
-                    method, self.base_url + path, json=body, headers=all_headers
-                ) as response:
+                async with self._session.request(method, url, json=body, headers=all_headers) as response:
                     raw = await response.read()
                     status, response_headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError):
                 self.recorder.add(started=started, latency=time.perf_counter() - t0, status=0, kind=kind)
                 return 0, {}, None
-            self.recorder.add(started=started, latency=time.perf_counter() - t0, status=status, kind=kind)
+            self.recorder.add(
+                started=started,
+                latency=time.perf_counter() - t0,
+                status=status,
+                kind=kind,
+                shed=is_shed(status, response_headers, raw),
+            )
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -105,9 +122,12 @@ async def closed_loop(
     async def loop() -> None:
         while time.time() < end:
             method, path, token, body, *headers = make_request(next(counter))
-            await client.request(
+            status, response_headers, payload = await client.request(
                 method, path, kind=kind, token=token, body=body, headers=headers[0] if headers else None
             )
+            if status == 503 and (payload or {}).get("code") == "overloaded":
+                # Shed by admission control: a client waits Retry-After, as the contract asks.
+                await asyncio.sleep(float(response_headers.get("Retry-After", 1)))
 
     cpu0 = time.process_time()
     ticker = asyncio.create_task(_progress(client.recorder, kind, start, end, progress))
@@ -120,7 +140,7 @@ async def closed_loop(
         "requests": len(measured),
         "ok": len(ok),
         "rate": len(ok) / seconds,
-        "errors": sum(1 for r in measured if r.status == 0 or r.status >= 500),
+        "errors": sum(1 for r in measured if is_error(r)),
         "statuses": _status_counts(measured),
         "latency_ms": latency_summary([r.latency for r in ok]),
         "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall, 1),
@@ -171,3 +191,48 @@ def say(message: str) -> None:
     else:
         sys.stderr.write(f"  {message}\n")
     sys.stderr.flush()
+
+
+# ---- Open loop, from several processes --------------------------------------------------
+
+
+def open_loop_worker(
+    base_url: str, path: str, tokens: list[str], body: dict, *, rate: float, start: float, seconds: float, conns: int
+) -> dict:
+    """In a process of its own: POST `body` to `path` at `rate` per second from `start` (a
+    time.time()) for `seconds`, open loop: each request is sent when due, whatever the
+    answers so far. Returns the records as tuples and the ids of the 202s."""
+    import uuid
+
+    async def main():
+        records, accepted = [], []
+        async with Client(base_url, conns) as client:
+            total = int(rate * seconds)
+
+            async def one(i: int, due: float) -> None:
+                late = time.time() - due
+                status, _, payload = await client.request(
+                    "POST",
+                    path,
+                    kind="open",
+                    token=tokens[i % len(tokens)],
+                    body=body,
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                )
+                if status == 202:
+                    accepted.append(payload["id"])
+                records.append(late)
+
+            await asyncio.sleep(max(0.0, start - time.time()))
+            tasks, launched = [], 0
+            while launched < total:
+                due_now = min(total, int((time.time() - start) * rate) + 1)
+                while launched < due_now:
+                    tasks.append(asyncio.create_task(one(launched, start + launched / rate)))
+                    launched += 1
+                await asyncio.sleep(0.002)
+            await asyncio.gather(*tasks)
+            return [(r.started, r.latency, r.status, r.shed) for r in client.recorder.records], accepted, records
+
+    records, accepted, lateness = asyncio.run(main())
+    return {"records": records, "accepted": accepted, "lateness": lateness}

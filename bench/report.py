@@ -52,8 +52,10 @@ def targets(results: dict) -> list[dict]:
             }
         )
 
+    if "auth_me" in http and "bare_me" in http:
+        ratio_row("GET /auth/me", http["auth_me"]["rate"], http["bare_me"]["rate"], "bare DRF + simplejwt me", 0.9)
     if "post" in http:
-        ratio_row("POST /bookings", http["post"]["rate"], noop, "no-op", 0.5)
+        ratio_row("POST /bookings", http["post"]["rate"], noop, "no-op", 0.6)
     if "seat_map" in http:
         ratio_row("GET /shows/{id}/seats (500 seats)", http["seat_map"]["rate"], noop, "no-op", 0.5)
     if "booking_get" in http:
@@ -99,6 +101,31 @@ def targets(results: dict) -> list[dict]:
                 "ratio": None,
                 "goal": "0",
                 "met": flash["errors_5xx"] == 0,
+            }
+        )
+    if "overload" in results:
+        top = results["overload"]["steps"][-1]
+        p99 = top["accepted_latency_ms"]["p99"]
+        rows.append(
+            {
+                "target": f"overload {top['multiplier']}x: accepted POST p99",
+                "value": f"{p99} ms ({top['answered_2xx_per_s']:.0f}/s answered, {top['shed_per_s']:.0f}/s shed "
+                f"of {top['sent_per_s']:.0f}/s sent)",
+                "baseline": f"sustainable {results['overload']['sustainable_per_s']:.0f} req/s",
+                "ratio": round(top["sent_per_s"] / results["overload"]["sustainable_per_s"], 2),
+                "goal": "< 1000 ms",
+                "met": p99 is not None and p99 < 1000,
+            }
+        )
+        errors = sum(step["other_5xx_or_errors"] for step in results["overload"]["steps"])
+        rows.append(
+            {
+                "target": "overload: other 5xx or connection errors; accepted bookings lost",
+                "value": f"{errors}; {results['overload']['lost']}",
+                "baseline": "-",
+                "ratio": None,
+                "goal": "0; 0",
+                "met": errors == 0 and results["overload"]["lost"] == 0,
             }
         )
     rows.append(
@@ -162,6 +189,7 @@ def markdown(results: dict) -> str:
     http_rows = [
         ("noop", "authenticated no-op `GET /bench/noop` (the baseline)"),
         ("auth_me", "`GET /api/v1/auth/me`"),
+        ("bare_me", "bare DRF + simplejwt `GET /me` (bench/bare, same gunicorn settings)"),
         ("post", "`POST /api/v1/bookings` (closed loop, no polling)"),
         ("seat_map", "`GET /api/v1/shows/{id}/seats` (500 seats)"),
         ("booking_get", "`GET /api/v1/bookings/{id}`"),
@@ -204,6 +232,26 @@ def markdown(results: dict) -> str:
             f"{r['polls']} polls{_polls_per_booking(r)}; {r['errors_5xx']} 5xx; "
             f"client CPU {r['cpu_pct'].get('benchmark client', 0):.0f} %.",
         ]
+    if "overload" in results:
+        o = results["overload"]
+        lines += [
+            "",
+            f"**Overload**: `POST /bookings` arriving open loop at multiples of the sustainable rate "
+            f"({o['sustainable_per_s']:.0f} req/s, the closed-loop POST rate above), {o['connections']} connections, "
+            f"{o['step_seconds']} s per step; {o['accepted']} accepted, {o['lost']} lost, all decided "
+            f"({o['confirmed']} confirmed, {o['failed']} failed).",
+            "",
+            "| offered | sent | answered 2xx | shed (503/429 + Retry-After) | other 5xx | 2xx latency | shed latency "
+            "| client send lateness p99 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in o["steps"]:
+            lines.append(
+                f"| {r['multiplier']}x = {r['offered_per_s']:.0f}/s | {r['sent_per_s']:.0f}/s | "
+                f"{r['answered_2xx_per_s']:.0f}/s | {r['shed_per_s']:.0f}/s | {r['other_5xx_or_errors']} | "
+                f"{_ms(r['accepted_latency_ms'])} | {_ms(r['shed_latency_ms'])} | "
+                f"{r['client_send_lateness_p99_ms']} ms |"
+            )
     if results.get("peak_rss"):
         lines += ["", "| process | peak RSS | processes |", "|---|---|---|"]
         for role, r in results["peak_rss"].items():
@@ -253,6 +301,51 @@ def plot(series: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_overload(overload: dict, path: Path, title: str) -> None:
+    """The overload curve: per step, offered and answered rates (top), latencies (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = overload["steps"]
+    x = [s["sent_per_s"] for s in steps]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    top.plot(x, x, label="sent (offered) /s", linestyle=":", color="grey")
+    top.plot(x, [s["answered_2xx_per_s"] for s in steps], label="answered 2xx /s", marker="o")
+    top.plot(x, [s["shed_per_s"] for s in steps], label="shed (503 overloaded / 429) /s", marker="o")
+    top.plot(x, [s["other_5xx_or_errors"] / overload["step_seconds"] for s in steps], label="other 5xx /s", marker="x")
+    for s in steps:
+        top.annotate(
+            f"{s['multiplier']}x",
+            (s["sent_per_s"], s["answered_2xx_per_s"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
+    top.set_ylabel("requests per second")
+    top.legend(loc="upper left")
+    top.grid(alpha=0.3)
+    top.set_title(title)
+
+    def values(key, pct):
+        return [s[key][pct] if s[key][pct] is not None else float("nan") for s in steps]
+
+    bottom.plot(x, values("accepted_latency_ms", "p50"), label="2xx p50", marker="o")
+    bottom.plot(x, values("accepted_latency_ms", "p99"), label="2xx p99", marker="o")
+    bottom.plot(x, values("shed_latency_ms", "p99"), label="shed p99", marker="x")
+    bottom.axhline(1000, color="grey", linestyle=":", label="1 s target (2xx p99)")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("ms")
+    bottom.set_xlabel("requests sent per second (POST /bookings, open loop)")
+    bottom.legend(loc="upper left")
+    bottom.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write(results: dict, out_dir: Path, *, name: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
@@ -265,6 +358,14 @@ def write(results: dict, out_dir: Path, *, name: str) -> dict[str, Path]:
             flash["series"],
             paths["png"],
             f"Flash sale: {flash['users']} users, {flash['capacity']} seats "
+            f"({results['mode']} run {results['started']})",
+        )
+    if "overload" in results:
+        paths["overload_png"] = out_dir / f"{name}-overload.png"
+        plot_overload(
+            results["overload"],
+            paths["overload_png"],
+            f"Overload: POST /bookings, {results['overload']['connections']} connections "
             f"({results['mode']} run {results['started']})",
         )
     return paths

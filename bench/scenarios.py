@@ -3,18 +3,29 @@ backlog drain and the soak. Each returns a dict of figures for the report and ap
 invariant violation to `ctx.violations`."""
 
 import asyncio
+import multiprocessing
 import random
 import statistics
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg2
 from django.db import connection
 
 from bench import data
-from bench.load import Client, Recorder, closed_loop, latency_summary, percentile, say
+from bench.load import (
+    Client,
+    Recorder,
+    closed_loop,
+    is_error,
+    latency_summary,
+    open_loop_worker,
+    percentile,
+    say,
+)
 from bench.stack import Config, Sampler, Stack
 from bench.tasks import NOOP_COUNTER
 from core.redis import redis_client
@@ -41,6 +52,10 @@ class Sizes:
     warmup: float
     concurrency: int
     pg_threads: int
+    overload_multipliers: tuple = (1, 2, 5, 10)
+    overload_step_seconds: float = 8
+    overload_connections: int = 400
+    overload_processes: int = 2
     window_warmup: float = 0.3
 
     @classmethod
@@ -77,6 +92,9 @@ class Sizes:
             warmup=1,
             concurrency=32,
             pg_threads=4,
+            overload_multipliers=(1, 10),
+            overload_step_seconds=2,
+            overload_connections=200,
         )
 
 
@@ -214,6 +232,7 @@ def http_specs(ctx: Context, bookings: list[tuple[str, str]]) -> dict:
     return {
         "noop": lambda i: ("GET", "/bench/noop", token(i), None),
         "auth_me": lambda i: ("GET", "/api/v1/auth/me", token(i), None),
+        "bare_me": lambda i: ("GET", f"{ctx.stack.bare_url}/me", token(i), None),
         "post": lambda i: (
             "POST",
             BOOKINGS,
@@ -269,7 +288,7 @@ async def _book_and_poll(client: Client, user: data.BenchUser, body: dict, out: 
     """One user: submit (retrying 429/503/connection errors with the same Idempotency-Key,
     after Retry-After), then poll the Location honouring Retry-After until final."""
     key = str(uuid.uuid4())
-    for _ in range(10):
+    while time.time() < deadline:
         sent = time.time()
         status, headers, payload = await client.request(
             "POST", BOOKINGS, kind="post", token=user.token, body=body, headers={"Idempotency-Key": key}
@@ -278,7 +297,8 @@ async def _book_and_poll(client: Client, user: data.BenchUser, body: dict, out: 
         if status == 202:
             break
         if status in (0, 429, 503):
-            await asyncio.sleep(retry_after_seconds(headers))
+            # Jittered, so that the clients shed together do not all come back together.
+            await asyncio.sleep(retry_after_seconds(headers) * (0.5 + ctx.rng.random()))
             continue
         ctx.violations.append(f"POST {body}: unexpected {status} {payload}")
         return
@@ -708,3 +728,113 @@ def memory_growth(sampler: Sampler, *, since: float, window: float = 60.0) -> tu
         if not bounded:
             violations.append(f"memory: {role} (pid {pid}) grew from {first:.0f} MiB to {last:.0f} MiB")
     return sorted(rows, key=lambda r: (r["role"], r["pid"])), violations
+
+
+# ---- Overload: open-loop arrivals far above what the service can serve ---------------------
+
+
+def overload(ctx: Context, *, sustainable: float) -> dict:
+    """POST /bookings (quantity 1, a 5 200-seat show) arriving at fixed rates, open loop (a
+    request is sent when due, whatever the answers so far), in steps of `multipliers` x the
+    sustainable rate (the closed-loop POST rate measured before) over hundreds of connections.
+    Per step: what was answered 2xx, what was shed (503 `overloaded` or 429, with
+    Retry-After), any other 5xx or connection error (a violation), and the latency of each.
+    Afterwards every accepted booking must exist and be decided, and the show's seat
+    invariants hold."""
+    sizes = ctx.sizes
+    show = data.make_show(rows=26, seats_per_row=200, title="Overload")
+    tokens = [u.token for u in ctx.users]
+    recorder = Recorder()
+    accepted: list[str] = []
+    lateness: dict[str, list[float]] = {}
+    base = max(sustainable, 1.0)
+    processes = sizes.overload_processes
+
+    snapshot = ctx.cpu_snapshot()
+    # Several client processes: one asyncio loop cannot send thousands of requests a second
+    # on a shared machine (its lateness is reported per step).
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(time.sleep, [0] * processes))  # started before the first step is timed
+        for multiplier in sizes.overload_multipliers:
+            kind = f"{multiplier}x"
+            say(f"overload: {kind} ({multiplier * base:.0f} req/s offered)")
+            start = time.time() + 0.5
+            futures = [
+                pool.submit(
+                    open_loop_worker,
+                    ctx.stack.base_url,
+                    BOOKINGS,
+                    tokens[i::processes],
+                    {"show": show.pk, "quantity": 1},
+                    rate=multiplier * base / processes,
+                    start=start,
+                    seconds=sizes.overload_step_seconds,
+                    conns=sizes.overload_connections // processes,
+                )
+                for i in range(processes)
+            ]
+            for future in futures:
+                out = future.result()
+                for started, latency, status, shed in out["records"]:
+                    recorder.add(started=started, latency=latency, status=status, kind=kind, shed=shed)
+                accepted += out["accepted"]
+                lateness.setdefault(kind, []).extend(out["lateness"])
+            time.sleep(1.0)  # let the queues empty between steps
+    cpu = ctx.cpu_since(snapshot)
+
+    steps = []
+    for multiplier in sizes.overload_multipliers:
+        kind = f"{multiplier}x"
+        records = [r for r in recorder.records if r.kind == kind]
+        ok = [r for r in records if 200 <= r.status < 300]
+        shed = [r for r in records if r.shed or r.status == 429]
+        errors = [r for r in records if is_error(r)]
+        first = min((r.started for r in records), default=0.0)
+        last = max((r.started for r in records), default=0.0)
+        span = max(last - first, 1e-3)
+        steps.append(
+            {
+                "multiplier": multiplier,
+                "offered_per_s": round(multiplier * base, 1),
+                "sent_per_s": round(len(records) / span, 1),
+                "requests": len(records),
+                "answered_2xx": len(ok),
+                "answered_2xx_per_s": round(len(ok) / span, 1),
+                "shed": len(shed),
+                "shed_per_s": round(len(shed) / span, 1),
+                "other_5xx_or_errors": len(errors),
+                "other_4xx": len(records) - len(ok) - len(shed) - len(errors),
+                "accepted_latency_ms": latency_summary([r.latency for r in ok]),
+                "shed_latency_ms": latency_summary([r.latency for r in shed]),
+                "client_send_lateness_p99_ms": round(1000 * percentile(sorted(lateness.get(kind, [])), 99), 1)
+                if lateness.get(kind)
+                else None,
+            }
+        )
+        if errors:
+            ctx.violations.append(f"overload {kind}: {len(errors)} 5xx (other than overloaded) or connection errors")
+
+    _wait_decided([show.pk], timeout=180)
+    # The seat invariants of the show; whether each accepted booking exists is counted below.
+    violations, facts = invariants.show_violations(connection, show.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id::text FROM core_booking WHERE show_id = %s", [show.pk])
+        stored = {row[0] for row in cursor.fetchall()}
+    lost = set(accepted) - stored
+    if lost:
+        violations.append(f"{len(lost)} accepted bookings lost (e.g. {sorted(lost)[0]})")
+    untold = stored - set(accepted)
+    if untold and not any(s["other_5xx_or_errors"] for s in steps):
+        violations.append(f"{len(untold)} bookings nobody was told about")
+    ctx.violations += [f"overload: {v}" for v in violations]
+    return {
+        "sustainable_per_s": round(base, 1),
+        "connections": sizes.overload_connections,
+        "step_seconds": sizes.overload_step_seconds,
+        "steps": steps,
+        "accepted": len(accepted),
+        "lost": len(lost),
+        "confirmed": facts["confirmed"],
+        "failed": facts["failed"],
+        "cpu_pct": cpu,
+    }

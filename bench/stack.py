@@ -137,8 +137,15 @@ def _rss(pid: int) -> int | None:
         return None
 
 
-CHILD_ROLE = {"web": "web worker", "worker": "celery pool process", "beat": "beat child"}
-ROOT_ROLE = {"web": "web master (gunicorn)", "worker": "celery worker (main)", "beat": "celery beat"}
+CHILD_ROLE = {"web": "web worker", "worker": "celery pool process", "beat": "beat child", "bare": "bare DRF worker"}
+ROOT_ROLE = {
+    "web": "web master (gunicorn)",
+    "worker": "celery worker (main)",
+    "beat": "celery beat",
+    "bare": "bare DRF master (gunicorn)",
+}
+# The bare DRF + simplejwt project (bench/bare), the reference of GET /auth/me.
+BARE_COMMAND = "gunicorn -c bench/bare/gunicorn.conf.py"
 
 
 class Sampler:
@@ -248,17 +255,18 @@ class Stack:
         self.procs: dict[str, Proc] = {}
         self._starts = 0
 
-    def _env(self) -> dict:
+    def _env(self, **extra) -> dict:
         return self.config.env(
             PORT=self.port,
             CELERY_BEAT_SCHEDULE_FILE=self.log_dir / "celerybeat-schedule",
+            **extra,
         )
 
-    def _start(self, name: str) -> Proc:
+    def _start(self, name: str, command: str | None = None, **env) -> Proc:
         self._starts += 1
         # bash expands the Procfile's ${VAR:-default}; exec keeps the pid the process's own.
-        command = ["bash", "-c", f"exec {self.commands[name]}"]
-        proc = Proc(name, command, self._env(), self.log_dir / f"{name}-{self._starts}.log").start()
+        argv = ["bash", "-c", f"exec {command or self.commands[name]}"]
+        proc = Proc(name, argv, self._env(**env), self.log_dir / f"{name}-{self._starts}.log").start()
         self.procs[name] = proc
         self.sampler.track(name, proc)
         return proc
@@ -266,6 +274,22 @@ class Stack:
     def start_web(self) -> None:
         proc = self._start("web")
         wait_until(lambda: healthy(self.base_url), timeout=60, what="gunicorn", proc=proc, interval=0.2)
+
+    def start_bare(self) -> None:
+        """The bare DRF project on a port of its own (its `GET /me` is 401 without a token)."""
+        import httpx
+
+        port = free_port()
+        proc = self._start("bare", BARE_COMMAND, BARE_PORT=port)
+        self.bare_url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{self.bare_url}/me", timeout=1).status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=60, what="bare DRF gunicorn", proc=proc, interval=0.2)
 
     def start_worker(self) -> None:
         from bench.tasks import READY_KEY

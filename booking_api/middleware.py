@@ -7,6 +7,9 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import JsonResponse
 
 from booking_api.exceptions import dependency_error_response, error_body
@@ -118,3 +121,33 @@ class ChunkedRequestBody:
             body = environ["wsgi.input"].read(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
             environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         return self.app(environ, start_response)
+
+
+# ---- Django's middleware for the admin only ---------------------------------------------
+
+# The admin (and its login page) is the only part of the service that uses Django's sessions,
+# its authenticated user and messages; the API authenticates each request by its token. These
+# subclasses run Django's middleware on the admin's paths only, so that an API request does
+# not pay for a lazy session, user and message store it never reads (Django's admin checks
+# accept subclasses). CSRF stays on every path (its checks need the stock class); the API's
+# views are exempt from it anyway.
+ADMIN_PATH_PREFIX = "/admin/"
+
+
+class _AdminPathsOnly:
+    def __call__(self, request):
+        if not request.path_info.startswith(ADMIN_PATH_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class AdminSessionMiddleware(_AdminPathsOnly, SessionMiddleware):
+    pass
+
+
+class AdminAuthenticationMiddleware(_AdminPathsOnly, AuthenticationMiddleware):
+    pass
+
+
+class AdminMessageMiddleware(_AdminPathsOnly, MessageMiddleware):
+    pass

@@ -56,7 +56,8 @@ def errors(*codes: int) -> dict:
         414: "Request line (URL) too long",
         415: "Body is not JSON (Content-Type application/json)",
         429: "Rate limit exceeded (see Retry-After)",
-        503: "PostgreSQL or Redis unavailable, or the database busy (`busy`); see Retry-After",
+        503: "PostgreSQL or Redis unavailable (`service_unavailable`), the database busy (`busy`), or more "
+        "requests than the service can serve (`overloaded`); see Retry-After",
     }
     return {code: openapi.Response(text[code], ErrorSerializer, headers=_ERROR_HEADERS.get(code)) for code in codes}
 

@@ -14,6 +14,7 @@ The counter is incremented and given its expiry by one Lua script (Redis 2.6+), 
 import hashlib
 import time
 import unicodedata
+from functools import cache
 from ipaddress import ip_address
 
 from rest_framework.throttling import SimpleRateThrottle
@@ -39,6 +40,13 @@ return 0
 """
 # Where the per-username throttle leaves the counter it charged, for forgive_login_attempt.
 _LOGIN_COUNTER_ATTR = "_booking_login_attempt_counter"
+
+
+@cache
+def _script(source: str):
+    """The script's EVALSHA caller, made once per process (it hashes the source); it loads
+    the script into a Redis that does not have it (a restarted one) by itself."""
+    return redis_client().register_script(source)
 
 
 def address_key(ident: str) -> str:
@@ -77,8 +85,7 @@ class _FixedWindowThrottle(SimpleRateThrottle):
         now = time.time()
         window = int(now // self.duration)
         self.counter = f"booking:throttle:{key}:{window}"
-        client = redis_client()
-        count = client.register_script(_HIT)(keys=[self.counter], args=[self.duration + 1], client=client)
+        count = _script(_HIT)(keys=[self.counter], args=[self.duration + 1], client=redis_client())
         if count <= self.num_requests:
             return True
         self._wait = (window + 1) * self.duration - now
@@ -149,6 +156,5 @@ def forgive_login_attempt(request) -> None:
     """A login succeeded: give back the charge LoginUsernameThrottle took for it."""
     counter = getattr(request, _LOGIN_COUNTER_ATTR, None)
     if counter:
-        client = redis_client()
-        client.register_script(_GIVE_BACK)(keys=[counter], client=client)
+        _script(_GIVE_BACK)(keys=[counter], client=redis_client())
         setattr(request, _LOGIN_COUNTER_ATTR, None)

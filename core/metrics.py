@@ -68,6 +68,11 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"], buckets=_HTTP_BUCKETS
 )
+HTTP_SHED = Counter(
+    "http_requests_shed",
+    "Requests answered 503 overloaded by admission control (booking_api/admission.py), by reason.",
+    ["reason"],
+)
 BOOKINGS_ACCEPTED = Counter("booking_accepted", "Bookings accepted (202, a new pending row; not replays).", ["kind"])
 BOOKING_DECISIONS = Counter(
     "booking_decisions",
@@ -103,6 +108,11 @@ def http_request_observed(*, method: str, route: str, status: int, seconds: floa
     HTTP_DURATION.labels(method=method, route=route).observe(seconds)
 
 
+def http_request_shed(*, reason: str) -> None:
+    """One request shed by admission control: `limit` (too many admitted) or `wait` (queued too long)."""
+    HTTP_SHED.labels(reason=reason).inc()
+
+
 def booking_accepted(*, by_quantity: bool) -> None:
     BOOKINGS_ACCEPTED.labels(kind="quantity" if by_quantity else "seats").inc()
 
@@ -129,6 +139,8 @@ def _declare_series() -> None:
     # Every outcome exists from the start at 0, so rates and alerts work before the first event.
     for kind in ("seats", "quantity"):
         BOOKINGS_ACCEPTED.labels(kind=kind)
+    for reason in ("limit", "wait"):
+        HTTP_SHED.labels(reason=reason)
     BOOKING_DECISIONS.labels(outcome="confirmed", reason="none")
     for reason in ("seats_unavailable", "sold_out", "show_started", "show_cancelled", "processing_error"):
         BOOKING_DECISIONS.labels(outcome="failed", reason=reason)

@@ -131,6 +131,16 @@ def test_me_returns_the_current_user(api, user):
     assert response.json() == {"id": user.pk, "username": user.username, "email": user.email, "is_staff": False}
 
 
+@pytest.mark.parametrize("staff", [False, True])
+def test_me_is_rendered_as_its_serializer_says(staff):
+    """me_representation (the hot path) renders exactly what MeOutputSerializer documents."""
+    from booking_api.serializers import MeOutputSerializer, me_representation
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=staff, email="é@example.com")
+    assert me_representation(user) == MeOutputSerializer(user).data
+
+
 @pytest.mark.parametrize("header", [None, "Bearer garbage", "Token abc"])
 def test_me_without_a_valid_token_is_401_with_a_challenge(api, header):
     if header:

@@ -263,3 +263,52 @@ def test_the_lean_booking_body_matches_the_documented_serializer(user, other_use
     assert {b.status for b in states} == {"pending", "confirmed", "failed", "cancelled"}
     for booking in states:
         assert booking_representation(booking) == DrfRendered(booking).data
+
+
+_BODIES = [
+    {"show": 7, "quantity": 2},
+    {"show": 7, "seats": ["A1", "B12"]},
+    {"show": 7, "seats": [], "quantity": 3},
+    {"show": 7},
+    {"show": 2**63 - 1, "quantity": -(2**31)},
+    {"show": 7, "seats": ["A1"], "extra": 1},
+    {"show": "7", "quantity": "2"},
+    {"show": 7.0, "quantity": 1},
+    {"show": True, "quantity": 1},
+    {"show": 0, "quantity": 1},
+    {"show": 2**63, "quantity": 1},
+    {"show": 7, "quantity": 2**31},
+    {"show": 7, "quantity": None},
+    {"show": 7, "seats": None},
+    {"show": None},
+    {"quantity": 1},
+    {"show": 7, "seats": "A1"},
+    {"show": 7, "seats": [1, 2]},
+    {"show": 7, "seats": ["A1\x00"]},
+    {"show": 7, "seats": ["\ud800"]},
+    {"show": 7, "seats": ["Ä1"]},
+    {"show": 7, "seats": ["ABCDEFGHI"]},
+    {"show": 7, "seats": [" A1 ", ""]},
+    {"show": 7, "seats": ["A1"] * 101},
+    {"show": 7, "seats": [["A1"]]},
+    [],
+    "show",
+]
+
+
+@pytest.mark.parametrize("body", _BODIES, ids=[repr(body)[:40] for body in _BODIES])
+def test_the_direct_booking_input_check_matches_the_serializer(body):
+    """booking_create_input (the submission's hot path) accepts exactly what
+    BookingCreateInputSerializer accepts, with the same values, and lets the serializer
+    refuse everything else with its details."""
+    from rest_framework.exceptions import ValidationError
+
+    from booking_api.serializers import BookingCreateInputSerializer, booking_create_input
+
+    serializer = BookingCreateInputSerializer(data=body)
+    if serializer.is_valid():
+        assert booking_create_input(body) == dict(serializer.validated_data)
+    else:
+        with pytest.raises(ValidationError) as refused:
+            booking_create_input(body)
+        assert refused.value.detail == serializer.errors

@@ -31,7 +31,7 @@ def simple_jwt(env: environ.Env, *, secret_key: str) -> dict:
 def rest_framework(env: environ.Env) -> dict:
     return {
         "DEFAULT_AUTHENTICATION_CLASSES": [
-            "rest_framework_simplejwt.authentication.JWTAuthentication",
+            "booking_api.authentication.JWTAuthentication",
         ],
         "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
         "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

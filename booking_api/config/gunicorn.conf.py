@@ -14,7 +14,9 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Redis round trips with another's Python (measured in README "Performance").
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
-worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+# gthread, plus admission control: under overload the excess is answered 503 at once instead
+# of queueing without bound (booking_api/admission.py, WEB_ADMISSION_LIMIT).
+worker_class = os.environ.get("WEB_WORKER_CLASS", "booking_api.admission.AdmissionThreadWorker")
 # A request never needs this long; a stuck worker is replaced instead of hanging clients.
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 10

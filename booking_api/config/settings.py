@@ -58,11 +58,12 @@ MIDDLEWARE = [
     "booking_api.middleware.DependencyUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, Django's user and messages serve the admin only (booking_api/middleware.py).
+    "booking_api.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "booking_api.middleware.AdminAuthenticationMiddleware",
+    "booking_api.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -94,6 +95,10 @@ DATABASES = {
 # died (PostgreSQL restart) instead of failing the next request with it.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's PostgreSQL backend whose health check skips the round trip when the socket shows
+# nothing amiss (booking_api/postgres/base.py).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "booking_api.postgres"
 # A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
 DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
 # Bounded waits, in milliseconds (0: none), set per session through libpq's `options`. A web

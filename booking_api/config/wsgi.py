@@ -8,6 +8,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.config.settings")
 
 django_application = get_wsgi_application()
 
-from booking_api.middleware import ChunkedRequestBody  # noqa: E402 - needs the settings above
+from booking_api.admission import AdmissionControl  # noqa: E402 - needs the settings above
+from booking_api.middleware import ChunkedRequestBody  # noqa: E402
 
-application = ChunkedRequestBody(django_application)
+# Outermost: a request shed under overload costs no Django work at all.
+application = AdmissionControl(ChunkedRequestBody(django_application))

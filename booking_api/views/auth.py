@@ -16,6 +16,7 @@ from booking_api.serializers import (
     SignupInputSerializer,
     TokenPairOutputSerializer,
     UserOutputSerializer,
+    me_representation,
 )
 from booking_api.throttles import AuthThrottle, LoginUsernameThrottle, forgive_login_attempt
 from booking_api.views.common import BaseApi
@@ -109,4 +110,4 @@ class UserMeApi(BaseApi):
 
     @swagger_auto_schema(operation_id="auth_me", tags=TAGS, responses={200: MeOutputSerializer, **errors(401)})
     def get(self, request):
-        return Response(MeOutputSerializer(request.user).data)
+        return Response(me_representation(request.user))

@@ -12,6 +12,7 @@ from booking_api.serializers import (
     BookingCreateInputSerializer,
     BookingListQuerySerializer,
     BookingOutputSerializer,
+    booking_create_input,
     booking_representation,
 )
 from booking_api.views.common import BaseApi, paginated_response, valid_query
@@ -82,9 +83,7 @@ class BookingListCreateApi(BaseApi):
         responses={202: BOOKING_ACCEPTED, **errors(400, 401, 409, 429, 503)},
     )
     def post(self, request):
-        serializer = BookingCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = booking_create_input(request.data)
         booking, _ = booking_submit(
             user_id=request.user.pk,
             show_id=data["show"],

@@ -217,10 +217,11 @@ class Clients:
         if not response.headers.get("content-type", "").startswith("application/json"):
             return f"503 that is not JSON: {text}"
         body = response.json()
-        # `busy`: a healthy database made the request give up a wait (a lock timeout).
+        # `busy`: a healthy database made the request give up a wait (a lock timeout);
+        # `overloaded`: admission control answered it at once (booking_api/admission.py).
         if (
             set(body) != ERROR_SHAPE
-            or body["code"] not in ("service_unavailable", "busy")
+            or body["code"] not in ("service_unavailable", "busy", "overloaded")
             or "Retry-After" not in response.headers
         ):
             return f"503 without the error shape or Retry-After: {text}"

@@ -128,7 +128,11 @@ def test_cancels_against_a_frozen_decider_are_answered_and_healthz_keeps_answeri
     flat = [answer for per_booking in answers for answer in per_booking]
     # Every request was answered, quickly: a busy 503 or the cancellation, never a hang.
     assert {status for status, _, _ in flat} <= {200, 503}, flat
-    assert {code for status, code, _ in flat if status == 503} == {"busy"}, flat
+    # `busy`: the request gave up its lock wait; `overloaded`: it waited too long for a thread
+    # (admission control), behind requests waiting on the holder.
+    codes = {code for status, code, _ in flat if status == 503}
+    assert "busy" in codes, flat
+    assert codes <= {"busy", "overloaded"}, flat
     assert max(seconds for _, _, seconds in flat) < 3 * WEB_LOCK_MS / 1000 + 8, flat
     assert sum(status == 503 for status, _, _ in flat) >= 8  # the holder was in the way of a round at least
     # Every owner's cancel went through while the worker was still frozen: the idle session

@@ -4,6 +4,9 @@ The rules are the example's own (never sooner than Retry-After, backing off, the
 states); only the waits are capped so that tests stay quick.
 """
 
+import random
+import time
+
 import httpx
 
 from examples.book_tickets import FINAL, retry_after_seconds
@@ -15,8 +18,16 @@ __all__ = ["FINAL", "poll_until_final", "retry_after_seconds"]
 def poll_until_final(client: httpx.Client, booking_id: str, *, timeout: float = 30, max_wait: float = 0.2) -> dict:
     """The booking's final state; TimeoutError when it is still pending after `timeout` seconds."""
 
+    deadline = time.monotonic() + timeout
+
     def get() -> tuple:
         response = client.get(f"/api/v1/bookings/{booking_id}")
+        while response.status_code == 503 and response.json().get("code") == "overloaded":
+            # Shed by admission control (many clients at once): retry, as the contract asks.
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"booking {booking_id}: still shed after {timeout}s")
+            time.sleep(float(response.headers["Retry-After"]) * random.random())
+            response = client.get(f"/api/v1/bookings/{booking_id}")
         response.raise_for_status()
         return response.headers, response.json()
 
