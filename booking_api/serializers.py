@@ -5,7 +5,8 @@ from django.conf import settings
 from rest_framework import serializers
 
 from core.models import Booking, Movie, Screen, Show
-from core.seating import MAX_ROWS, MAX_SEATS_PER_ROW
+from core.pricing import TICKET_TYPES
+from core.seating import CATEGORIES, MAX_ROWS, MAX_SEATS_PER_ROW
 from core.selectors import MOVIE_ORDERINGS
 
 # ---- Errors (documentation only) -------------------------------------------------------
@@ -84,10 +85,22 @@ class MovieListQuerySerializer(serializers.Serializer):
     ordering = serializers.ChoiceField(choices=sorted(MOVIE_ORDERINGS), required=False)
 
 
+def _labels(help_text: str, max_length: int = 4) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, max_length=max_length),
+        required=False,
+        max_length=MAX_ROWS * MAX_SEATS_PER_ROW,
+        help_text=help_text,
+    )
+
+
 class ScreenInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     rows = serializers.IntegerField(min_value=1, max_value=MAX_ROWS)
     seats_per_row = serializers.IntegerField(min_value=1, max_value=MAX_SEATS_PER_ROW)
+    premium_rows = _labels('Row letters whose seats are `premium`, e.g. ["H", "J"].', max_length=1)
+    accessible_seats = _labels('Wheelchair spaces (`accessible`), e.g. ["A1", "A2"].')
+    companion_seats = _labels('Companion seats, sold only with a wheelchair space, e.g. ["A3", "A4"].')
 
 
 class ScreenOutputSerializer(serializers.ModelSerializer):
@@ -95,7 +108,16 @@ class ScreenOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Screen
-        fields = ["id", "name", "rows", "seats_per_row", "total_seats"]
+        fields = [
+            "id",
+            "name",
+            "rows",
+            "seats_per_row",
+            "total_seats",
+            "premium_rows",
+            "accessible_seats",
+            "companion_seats",
+        ]
 
 
 class ScreenRefSerializer(serializers.ModelSerializer):
@@ -104,21 +126,60 @@ class ScreenRefSerializer(serializers.ModelSerializer):
         fields = ["id", "name"]
 
 
+class ShowPriceSerializer(serializers.Serializer):
+    """One (ticket type, seat category) price of a show."""
+
+    ticket_type = serializers.ChoiceField(choices=TICKET_TYPES)
+    seat_category = serializers.ChoiceField(choices=CATEGORIES)
+    amount = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=0)
+
+    class Meta:
+        ref_name = "ShowPrice"
+
+
 class ShowOutputSerializer(serializers.ModelSerializer):
     screen = ScreenRefSerializer()
     total_seats = serializers.IntegerField()
     available_seats = serializers.IntegerField()
+    prices = ShowPriceSerializer(
+        many=True,
+        source="price_grid",
+        read_only=True,
+        help_text="Every (ticket_type, seat_category) pair's price: the show's explicit prices, the "
+        "others by the fallback (`price` for adult/standard, plus the premium surcharge on premium seats).",
+    )
+    currency = serializers.CharField(read_only=True, help_text="ISO 4217; one per deployment.")
 
     class Meta:
         model = Show
-        fields = ["id", "movie", "screen", "starts_at", "ends_at", "price", "status", "total_seats", "available_seats"]
+        fields = [
+            "id",
+            "movie",
+            "screen",
+            "starts_at",
+            "ends_at",
+            "price",
+            "status",
+            "total_seats",
+            "available_seats",
+            "prices",
+            "currency",
+        ]
 
 
 class ShowInputSerializer(serializers.Serializer):
     movie = serializers.PrimaryKeyRelatedField(queryset=Movie.objects.all())
     screen = serializers.PrimaryKeyRelatedField(queryset=Screen.objects.all())
     starts_at = serializers.DateTimeField()
-    price = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=0)
+    price = serializers.DecimalField(
+        max_digits=8, decimal_places=2, min_value=0, help_text="An adult ticket on a standard seat."
+    )
+    prices = ShowPriceSerializer(
+        many=True,
+        required=False,
+        help_text="Explicit prices per (ticket_type, seat_category); replaces the show's list when given. "
+        "A pair not listed falls back to `price` (plus the premium surcharge on premium seats).",
+    )
 
 
 class ShowUpdateInputSerializer(ShowInputSerializer):
@@ -139,6 +200,7 @@ class SeatSerializer(serializers.Serializer):
     row = serializers.CharField()
     number = serializers.IntegerField()
     available = serializers.BooleanField()
+    category = serializers.ChoiceField(choices=CATEGORIES)
 
 
 class SeatMapOutputSerializer(serializers.Serializer):

@@ -212,6 +212,18 @@ BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS
 # A booking whose decision raised this many times is failed instead of blocking its show.
 BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
 
+# --- Selling ----------------------------------------------------------------------------
+# One currency per deployment (ISO 4217), on shows and bookings.
+BOOKING_CURRENCY = env.str("BOOKING_CURRENCY", default="EUR")
+# Added to a ticket type's standard price on a premium seat when the show lists no price
+# for that pair (core/pricing.py). A string, so the Decimal is exact.
+BOOKING_PREMIUM_SURCHARGE = env.str("BOOKING_PREMIUM_SURCHARGE", default="2.00")
+# A user's live seats in one show never exceed this: the booking that would is failed
+# (`limit_exceeded`) by the decider, in order with every other decision of the show.
+BOOKING_MAX_SEATS_PER_USER_PER_SHOW = env.int("BOOKING_MAX_SEATS_PER_USER_PER_SHOW", default=10)
+# A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
+BOOKING_MAX_PENDING_PER_USER = env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
+
 # --- Metrics ----------------------------------------------------------------------------
 
 # Every process (gunicorn workers, Celery pool processes) writes its counters here and

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from core import selectors
-from core.models import BookedSeat, Booking, Movie, Screen, Show
+from core.models import BookedSeat, Booking, BookingLine, Movie, Screen, Show, ShowPrice
 from core.services.catalogue import show_cancel
 
 
@@ -26,8 +26,25 @@ class MovieAdmin(admin.ModelAdmin):
 
 @admin.register(Screen)
 class ScreenAdmin(admin.ModelAdmin):
-    list_display = ["name", "rows", "seats_per_row", "total_seats"]
+    list_display = ["name", "rows", "seats_per_row", "total_seats", "premium_rows", "accessible_seats"]
     search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "rows", "seats_per_row"]}),
+        (
+            "Seat categories",
+            {
+                "fields": ["premium_rows", "accessible_seats", "companion_seats"],
+                "description": "Comma-separated: premium row letters (H,J), wheelchair spaces (A1,A2) and "
+                "their companion seats (A3,A4). Every other seat is standard.",
+            },
+        ),
+    ]
+
+
+class ShowPriceInline(admin.TabularInline):
+    model = ShowPrice
+    extra = 0
+    verbose_name_plural = "prices (a pair not listed: the show's price, plus the premium surcharge on premium seats)"
 
 
 @admin.register(Show)
@@ -40,6 +57,7 @@ class ShowAdmin(admin.ModelAdmin):
     list_select_related = ["movie", "screen"]
     autocomplete_fields = ["movie"]
     actions = ["cancel_shows"]
+    inlines = [ShowPriceInline]
     # Adds a "Cancel this show" button to a scheduled show's page.
     change_form_template = "admin/core/show/change_form.html"
 
@@ -103,6 +121,16 @@ class BookedSeatInline(admin.TabularInline):
     readonly_fields = ["seat_label", "show"]
 
 
+class BookingLineInline(admin.TabularInline):
+    model = BookingLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ["seat_label", "seat_category", "ticket_type", "amount"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class OverdueFilter(admin.SimpleListFilter):
     """Pending past the recovery grace period: what the recovery job is about to re-queue."""
 
@@ -121,7 +149,18 @@ class OverdueFilter(admin.SimpleListFilter):
 
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "show", "status", "quantity", "failure_reason", "created_at", "decided_at"]
+    list_display = [
+        "id",
+        "reference",
+        "user",
+        "show",
+        "status",
+        "quantity",
+        "total",
+        "failure_reason",
+        "created_at",
+        "decided_at",
+    ]
     list_filter = [
         "status",
         "failure_reason",
@@ -130,12 +169,14 @@ class BookingAdmin(admin.ModelAdmin):
         "show__screen",
         "show",
     ]
-    # A booking id, a user name or email, a show id, or the X-Request-ID of its submission.
-    search_fields = ["=id", "user__username", "=user__email", "=show__id", "=request_id"]
-    search_help_text = "Booking id, username, user email, show id, or the request id (X-Request-ID) of its submission."
+    # A booking id or reference, a user name or email, a show id, or the X-Request-ID of its submission.
+    search_fields = ["=id", "=reference", "user__username", "=user__email", "=show__id", "=request_id"]
+    search_help_text = (
+        "Booking id, reference, username, user email, show id, or the request id (X-Request-ID) of its submission."
+    )
     list_select_related = ["user", "show__movie", "show__screen"]
     date_hierarchy = "created_at"
-    inlines = [BookedSeatInline]
+    inlines = [BookingLineInline, BookedSeatInline]
     # Bookings change state only through the services (API, workers); the admin reads them.
     readonly_fields = [field.name for field in Booking._meta.fields]
 

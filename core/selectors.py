@@ -2,14 +2,15 @@
 
 from datetime import date, datetime, time, timedelta
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from core.exceptions import NotFound
-from core.models import BookedSeat, Booking, Movie, Screen, Show
-from core.seating import Layout
+from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.seating import Layout, SeatCategories
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -51,7 +52,15 @@ def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
         .annotate(n=Count("*"))
         .values("n")
     )
+    # The explicit prices ride along as "type|category|amount" strings (text, so the amounts
+    # stay exact decimals), in the same statement: a prefetch would be one more query per page.
+    prices = (
+        ShowPrice.objects.filter(show_id=OuterRef("pk"))
+        .order_by()
+        .values(p=Concat("ticket_type", Value("|"), "seat_category", Value("|"), Cast("amount", CharField())))
+    )
     return shows.select_related("screen").annotate(
+        explicit_prices=ArraySubquery(prices),
         total_seats=F("screen__rows") * F("screen__seats_per_row"),
         available_seats=F("screen__rows") * F("screen__seats_per_row")
         - Coalesce(Subquery(held, output_field=IntegerField()), Value(0)),
@@ -94,7 +103,8 @@ def show_seat_map(*, show_id: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608  # nosec B608
-            f"WHERE b.show_id = s.id) FROM {Show._meta.db_table} s "
+            f"WHERE b.show_id = s.id), c.premium_rows, c.accessible_seats, c.companion_seats "
+            f"FROM {Show._meta.db_table} s "
             f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
             [show_id],
         )
@@ -102,8 +112,16 @@ def show_seat_map(*, show_id: int) -> dict:
     if row is None:
         raise NotFound("Show not found.")
     layout, held = Layout(row[0], row[1]), set(row[2])
+    categories = SeatCategories.of(row[3], row[4], row[5])
+    category_of = (lambda label: "standard") if categories.all_standard else categories.category_of
     seats = [
-        {"label": label, "row": letter, "number": number, "available": label not in held}
+        {
+            "label": label,
+            "row": letter,
+            "number": number,
+            "available": label not in held,
+            "category": category_of(label),
+        }
         for label, letter, number in layout.seats()
     ]
     return {"show": show_id, "total": layout.total, "available": layout.total - len(held), "seats": seats}
