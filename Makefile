@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults security install browser services migrate lint format clean bench bench-quick bench-soak
+.PHONY: run test test-faults security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -34,7 +34,7 @@ run: install .env
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis, but the fault tests
-test: install browser
+test: install browser openapi-tools
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest -m "not faults"
 
@@ -77,6 +77,18 @@ browser:
 	    || echo "WARNING: could not install chromium; the Swagger UI browser test will be skipped."; \
 	fi
 
+# The client authors' tools that the tests use on /swagger.json (swagger2openapi,
+# openapi-typescript, tsc), pinned in tools/openapi/package-lock.json. Without npm the tests
+# that need them are skipped and say why.
+OPENAPI_TOOLS := tools/openapi
+openapi-tools: $(OPENAPI_TOOLS)/node_modules/.installed
+$(OPENAPI_TOOLS)/node_modules/.installed: $(OPENAPI_TOOLS)/package.json $(OPENAPI_TOOLS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(OPENAPI_TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "WARNING: npm not found; the generated-client tests and the schema checks of responses will be skipped."; \
+	fi
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -106,4 +118,4 @@ format: install
 	ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache $(OPENAPI_TOOLS)/node_modules

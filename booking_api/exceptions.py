@@ -4,7 +4,9 @@
 
 `details` holds field errors for validation failures ({"seats": ["..."]}) and is empty
 otherwise. Domain errors carry their own code; unknown exceptions stay 500s (bugs), and a
-PostgreSQL or Redis outage is a 503 with Retry-After, never a 500.
+PostgreSQL or Redis outage is a 503 with Retry-After, never a 500. A healthy PostgreSQL
+that made a statement give up (lock or statement timeout, deadlock) is a 503 `busy` with
+Retry-After: the request may be retried as it is, and the database is not said to be down.
 """
 
 import logging
@@ -17,6 +19,7 @@ from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from core import db_errors
 from core.exceptions import (
     Conflict,
     DependencyUnavailable,
@@ -36,6 +39,7 @@ DOMAIN_STATUS = {
     DependencyUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 UNAVAILABLE_RETRY_AFTER = "2"
+BUSY_RETRY_AFTER = "1"
 # The challenge of every 401 (RFC 9110 requires one).
 BEARER_CHALLENGE = 'Bearer realm="api"'
 
@@ -53,6 +57,28 @@ def dependency_of(exc: BaseException) -> str | None:
     if isinstance(exc, BrokerError):
         return "broker"
     return None
+
+
+def busy_response(failure: db_errors.DbFailure) -> JsonResponse:
+    logger.warning("database busy: %s", failure)
+    response = JsonResponse(
+        error_body(
+            "busy",
+            "What this request needs is held by other work right now; retry shortly.",
+            {"reason": str(failure)},
+        ),
+        status=503,
+    )
+    response["Retry-After"] = BUSY_RETRY_AFTER
+    return response
+
+
+def dependency_error_response(exc: BaseException) -> JsonResponse | None:
+    """The 503 for an exception saying a dependency is down or the database is busy, or None."""
+    if db_errors.is_contention(exc):
+        return busy_response(db_errors.classify(exc))
+    dependency = dependency_of(exc)
+    return unavailable_response(dependency) if dependency is not None else None
 
 
 def unavailable_response(dependency: str) -> JsonResponse:
@@ -101,8 +127,8 @@ def api_exception_handler(exc, context):
         body = error_body(exc.code, exc.message, exc.details)
         if http_status == status.HTTP_401_UNAUTHORIZED:
             headers["WWW-Authenticate"] = BEARER_CHALLENGE
-    elif (dependency := dependency_of(exc)) is not None:
-        return unavailable_response(dependency)
+    elif (response := dependency_error_response(exc)) is not None:
+        return response
     elif isinstance(exc, Http404):
         http_status, body = 404, error_body("not_found", "Not found.")
     elif isinstance(exc, PermissionDenied):

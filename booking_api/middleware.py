@@ -1,4 +1,4 @@
-"""Middleware that keeps every error JSON: outages become 503s, oversized bodies 413s, and
+"""Middleware that keeps every error JSON: outages and a busy database become 503s, oversized bodies 413s, and
 an unexpected exception a logged JSON 500 (never a DEBUG page or a stack trace). And the
 request id that every log line of a request carries."""
 
@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.http import JsonResponse
 
-from booking_api.exceptions import dependency_of, error_body, unavailable_response
+from booking_api.exceptions import dependency_error_response, error_body
 from core import context, metrics
 
 logger = logging.getLogger("booking_api.errors")
@@ -82,9 +82,9 @@ class DependencyUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        dependency = dependency_of(exception)
-        if dependency is not None:
-            return unavailable_response(dependency)
+        response = dependency_error_response(exception)
+        if response is not None:
+            return response
         if request.path.startswith("/admin/"):
             return None  # the admin keeps Django's own error pages
         logger.exception("unhandled error on %s %s", request.method, request.path)

@@ -1,8 +1,12 @@
-"""OpenAPI (Swagger 2.0) helpers for drf-yasg: API info, shared responses, paginated lists."""
+"""OpenAPI (Swagger 2.0) helpers for drf-yasg: API info, shared responses, paginated lists,
+and the rules that make the published schema say exactly what the server sends and accepts
+(client generators trust it: tests/test_generated_client.py, tests/openapi_check.py)."""
+
+import copy
 
 from drf_yasg import openapi
 from drf_yasg.generators import OpenAPISchemaGenerator
-from drf_yasg.inspectors import SwaggerAutoSchema
+from drf_yasg.inspectors import FieldInspector, SwaggerAutoSchema
 from rest_framework import serializers
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
@@ -50,10 +54,19 @@ def errors(*codes: int) -> dict:
         409: "Conflict with the current state",
         413: "Body too large",
         414: "Request line (URL) too long",
+        415: "Body is not JSON (Content-Type application/json)",
         429: "Rate limit exceeded (see Retry-After)",
-        503: "PostgreSQL or Redis unavailable (see Retry-After)",
+        503: "PostgreSQL or Redis unavailable, or the database busy (`busy`); see Retry-After",
     }
-    return {code: openapi.Response(text[code], ErrorSerializer) for code in codes}
+    return {code: openapi.Response(text[code], ErrorSerializer, headers=_ERROR_HEADERS.get(code)) for code in codes}
+
+
+_RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before trying again."}}
+_ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"type": "string", "description": "The authentication scheme expected (Bearer)."}},
+    429: _RETRY_AFTER,
+    503: _RETRY_AFTER,
+}
 
 
 PAGE_PARAMS = [
@@ -68,6 +81,19 @@ def query(name: str, description: str, type_: str = openapi.TYPE_STRING, **kwarg
     return openapi.Parameter(name, openapi.IN_QUERY, type=type_, description=description, **kwargs)
 
 
+class DocumentedSchemaInspector(FieldInspector):
+    """Applies a serializer's `documented_schema` ({field name: schema keys}) over what
+    drf-yasg derived for those fields: limits that a service enforces after the serializer,
+    published so that a client knows them before it is refused."""
+
+    def process_result(self, result, method_name, obj, **kwargs):
+        documented = getattr(getattr(obj, "parent", None), "documented_schema", None) or {}
+        overrides = documented.get(getattr(obj, "field_name", None))
+        if overrides and isinstance(result, (openapi.Schema, openapi.Parameter)):
+            result.update(overrides)
+        return result
+
+
 class BookingAutoSchema(SwaggerAutoSchema):
     """Adds to each operation the error responses that any operation of its kind can give,
     so that the schema lists every status the API answers with (and its error shape)."""
@@ -78,12 +104,31 @@ class BookingAutoSchema(SwaggerAutoSchema):
         if any(isinstance(auth, JWTAuthentication) for auth in self.view.get_authenticators()):
             codes.append(401)  # a bad token is refused even where none is needed
         if self.method in ("POST", "PUT", "PATCH"):
-            codes.append(413)  # DJANGO_MAX_BODY_BYTES
+            codes += [413, 415]  # DJANGO_MAX_BODY_BYTES; a body that is not JSON
         if any(param.name == "page" for param in self.overrides.get("manual_parameters") or []):
             codes.append(404)  # ?page= past the last page, or not a page number
         for code, response in errors(*codes).items():
             responses.setdefault(str(code), response)
         return responses
+
+    field_inspectors = [DocumentedSchemaInspector, *SwaggerAutoSchema.field_inspectors]
+
+    def get_request_body_schema(self, serializer):
+        """A PATCH body is its input schema with no field required, as its own definition
+        (Patched<Name>): a generated client can then send just the fields that change."""
+        schema = super().get_request_body_schema(serializer)
+        if self.method != "PATCH" or not isinstance(schema, openapi.SchemaRef):
+            return schema
+        definitions = self.components.with_scope(openapi.SCHEMA_DEFINITIONS)
+        name = schema["$ref"].rsplit("/", 1)[-1]
+
+        def patched():
+            full = copy.deepcopy(schema.resolve(definitions))
+            full.pop("required", None)
+            return full
+
+        definitions.setdefault(f"Patched{name}", patched)
+        return openapi.SchemaRef(definitions, f"Patched{name}")
 
     def get_request_body_parameters(self, consumes):
         parameters = super().get_request_body_parameters(consumes)
@@ -116,5 +161,94 @@ class SchemaGenerator(OpenAPISchemaGenerator):
                     param.format = openapi.FORMAT_UUID
                 else:
                     # urls.IdConverter: 1 to 18 digits, so that every id fits a bigint.
-                    param.type, param.minimum, param.maximum = openapi.TYPE_INTEGER, 0, 10**18 - 1
+                    param.type, param.format, param.minimum = openapi.TYPE_INTEGER, "int64", 0
+        _prune_definitions(schema)
+        _require_output_fields(schema)
+        for node in _nodes(schema):
+            _allow_null_in_enum(node)
+            _int64_without_unsafe_bounds(node)
         return schema
+
+
+# Larger integers lose precision in JavaScript (and in JSON tools that parse numbers as doubles).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _nodes(node):
+    """Every object (dict) of a schema document, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def _refs(node) -> set[str]:
+    """Names of the definitions that `node` refers to directly."""
+    prefix = "#/definitions/"
+    return {n["$ref"][len(prefix) :] for n in _nodes(node) if str(n.get("$ref", "")).startswith(prefix)}
+
+
+def _closure(names: set[str], definitions) -> set[str]:
+    seen, todo = set(), set(names)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo |= _refs(definitions[name])
+    return seen
+
+
+def _operations(schema):
+    for path_item in schema.paths.values():
+        for method, operation in path_item.items():
+            if method in {"get", "put", "post", "delete", "options", "head", "patch"}:
+                yield operation
+
+
+def _response_and_request_definitions(schema) -> tuple[set[str], set[str]]:
+    definitions = schema.get("definitions") or {}
+    responses, requests = set(), set()
+    for operation in _operations(schema):
+        responses |= _refs(operation.get("responses"))
+        requests |= _refs(operation.get("parameters"))
+    return _closure(responses, definitions), _closure(requests, definitions)
+
+
+def _prune_definitions(schema) -> None:
+    """Drop definitions no operation uses (the full form of a body documented as Patched<Name>)."""
+    definitions = schema.get("definitions") or {}
+    used = set().union(*_response_and_request_definitions(schema))
+    for name in [name for name in definitions if name not in used]:
+        del definitions[name]
+
+
+def _require_output_fields(schema) -> None:
+    """A serializer renders every one of its fields (None when empty), so every property of
+    a schema that only responses use is required: a generated type then has no `Unset`."""
+    definitions = schema.get("definitions") or {}
+    responses, requests = _response_and_request_definitions(schema)
+    for name in responses - requests:
+        properties = definitions[name].get("properties")
+        if properties:
+            definitions[name]["required"] = list(properties)
+
+
+def _allow_null_in_enum(node: dict) -> None:
+    """`x-nullable` (OpenAPI 3.0: `nullable`) does not widen an `enum`: a null value must be
+    one of the enum's values, or strict validators and generated clients refuse it."""
+    if node.get("x-nullable") and isinstance(node.get("enum"), list) and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]
+
+
+def _int64_without_unsafe_bounds(node: dict) -> None:
+    """A bound beyond 2^53 is rounded by JavaScript tooling (2^63 - 1 becomes 2^63): such an
+    integer is published as `format: int64` instead, without that bound."""
+    if node.get("type") != openapi.TYPE_INTEGER:
+        return
+    for key in ("minimum", "maximum"):
+        if key in node and abs(node[key]) > MAX_SAFE_INTEGER:
+            del node[key]
+            node["format"] = "int64"

@@ -228,6 +228,13 @@ class BookingCreateInputSerializer(serializers.Serializer):
         max_value=2**31 - 1,
         help_text=f'Number of best available seats; 1..{settings.BOOKING_MAX_SEATS}. Give this or "seats".',
     )
+    # The fields take wider limits than the booking rules, so that a count out of range gets
+    # the service's message (core.services.bookings); the schema publishes the rules
+    # (booking_api.openapi.DocumentedSchemaInspector).
+    documented_schema = {
+        "seats": {"minItems": 1, "maxItems": settings.BOOKING_MAX_SEATS},
+        "quantity": {"minimum": 1, "maximum": settings.BOOKING_MAX_SEATS},
+    }
 
 
 class BookingOutputSerializer(serializers.ModelSerializer):

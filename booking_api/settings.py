@@ -96,6 +96,32 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A dead or unreachable PostgreSQL must turn into a quick 503, never a hanging request.
 DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3)})
+# Bounded waits, in milliseconds (0: none), set per session through libpq's `options`. A web
+# request waiting on a row that a frozen process holds gives up after DB_LOCK_TIMEOUT_MS
+# with a retryable 503 `busy` instead of holding a gunicorn thread for ever; a session idle
+# inside a transaction (a frozen holder) is ended, releasing its locks. The workers run with
+# their own, longer values (set when a Celery worker starts, see workers/celery.py).
+DB_SESSION_TIMEOUTS = {
+    "web": {
+        "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=2000),
+        "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=5000),
+        "idle_in_transaction_session_timeout": env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10000),
+    },
+    "worker": {
+        "lock_timeout": env.int("DB_WORKER_LOCK_TIMEOUT_MS", default=10000),
+        # Well inside CELERY_TASK_SOFT_TIME_LIMIT, so that a stuck statement ends as a retry.
+        "statement_timeout": env.int("DB_WORKER_STATEMENT_TIMEOUT_MS", default=60000),
+        "idle_in_transaction_session_timeout": env.int("DB_WORKER_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=10000),
+    },
+}
+# libpq `options` per role: any given in DATABASE_URL, then the role's timeouts.
+DB_SESSION_OPTIONS = {
+    role: " ".join(
+        [DATABASES["default"]["OPTIONS"].get("options", ""), *(f"-c {k}={v}" for k, v in timeouts.items())]
+    ).strip()
+    for role, timeouts in DB_SESSION_TIMEOUTS.items()
+}
+DATABASES["default"]["OPTIONS"]["options"] = DB_SESSION_OPTIONS["web"]
 
 # The release step's migrate (manage.py release_migrate) waits this long for any lock, then
 # rolls back and tries again, MIGRATE_ATTEMPTS times in all.

@@ -124,7 +124,7 @@ def _declare_series() -> None:
     BOOKING_DECISIONS.labels(outcome="confirmed", reason="none")
     for reason in ("seats_unavailable", "sold_out", "show_started", "show_cancelled", "processing_error"):
         BOOKING_DECISIONS.labels(outcome="failed", reason=reason)
-    for reason in ("lock_busy", "dependency"):
+    for reason in ("lock_busy", "dependency", "contention"):
         TASK_RETRIES.labels(reason=reason)
     for by in ("user", "show"):
         BOOKING_CANCELLATIONS.labels(by=by)

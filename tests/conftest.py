@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import live
+from tests import live, openapi_check
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
@@ -53,6 +53,38 @@ def _clean_redis_keys():
         keys = list(client.scan_iter(pattern, count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def _published_schema_checker():
+    """The strict OpenAPI 3 checker, made once per session; None where node/npm is absent
+    (tests/test_generated_client.py then says so in its skips)."""
+    if openapi_check.node_missing_reason():
+        return None
+    openapi_check.validator()
+    return openapi_check.check_django
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_schema(request, _published_schema_checker):
+    """Every /api/v1/ response that an APIClient receives, in every test, must be what the
+    published schema documents (status, content type, headers, body; no undeclared field).
+    A test that breaks the server on purpose opts out with @pytest.mark.unchecked_schema."""
+    if _published_schema_checker is None or request.node.get_closest_marker("unchecked_schema"):
+        yield
+        return
+    original = APIClient.request
+
+    def checked(self, **kwargs):
+        response = original(self, **kwargs)
+        _published_schema_checker(response)
+        return response
+
+    APIClient.request = checked
+    try:
+        yield
+    finally:
+        APIClient.request = original
 
 
 @pytest.fixture
@@ -118,7 +150,9 @@ class LiveStack:
 
     def client(self, user=None, **kwargs) -> httpx.Client:
         headers = {"Authorization": bearer(user)} if user is not None else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+        # Its /api/v1/ answers are checked against the published schema, as the APIClient's are.
+        hooks = {"response": [openapi_check.check_httpx]} if not openapi_check.node_missing_reason() else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, event_hooks=hooks, **kwargs)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in [self.web, *self.workers])

@@ -4,7 +4,7 @@ import os
 from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 
@@ -21,6 +21,19 @@ def use_django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def use_worker_database_timeouts(**kwargs) -> None:
+    """A worker's sessions wait longer than a web request's (DB_WORKER_*_MS, see settings):
+    a decision batch may legitimately take seconds, and no client is waiting on it. Runs in
+    the worker's main process before the pool forks, so every pool process inherits it."""
+    from django.conf import settings
+    from django.db import connections
+
+    settings.DATABASES["default"]["OPTIONS"]["options"] = settings.DB_SESSION_OPTIONS["worker"]
+    # Connections opened before this point (none, normally) would keep the web values.
+    connections.close_all()
 
 
 # Connects the signals that carry the request id from the API into the tasks' log lines.

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 
-from core import metrics, selectors
+from core import db_errors, metrics, selectors
 from core.redis import redis_client
 from core.services.bookings import (
     TRANSIENT_ERRORS,
@@ -59,8 +59,11 @@ def decide_show(self, show_id: int, booking_id: str | None = None) -> int:
         finally:
             _release(lock)
     except (RedisError, *TRANSIENT_ERRORS) as exc:
-        logger.warning("decision deferred: %s", exc, extra={"show_id": show_id})
-        metrics.TASK_RETRIES.labels(reason="dependency").inc()
+        # An outage, or contention (a lock timeout or deadlock): either way the drain is
+        # retried and no booking is blamed (booking_decide_next never counts these).
+        reason = "contention" if db_errors.is_contention(exc) else "dependency"
+        logger.warning("decision deferred (%s): %s", reason, exc, extra={"show_id": show_id})
+        metrics.TASK_RETRIES.labels(reason=reason).inc()
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
     logger.info("show drained", extra={"show_id": show_id, "booking_id": booking_id, "decided": decided})
     return decided

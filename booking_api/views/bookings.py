@@ -31,6 +31,9 @@ IDEMPOTENCY_HEADER = openapi.Parameter(
     required=False,
     description="Up to 255 printable ASCII characters. Replaying a key returns the original booking; "
     "the same key with a different body is a 409.",
+    pattern=_IDEMPOTENCY_KEY.pattern,
+    min_length=1,
+    max_length=255,
 )
 RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before polling again."}}
 BOOKING_ACCEPTED = openapi.Response(

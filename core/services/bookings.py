@@ -3,6 +3,18 @@
 Submission only writes a pending row and queues a wake-up after commit; the seats are
 decided later, serially per show, by `booking_decide_batch` under the show's row lock
 (the workers add a Redis lock on top so that only one process drains a show at a time).
+
+Lock order. Every transition of a booking (a decision, a failed attempt, a cancel, the
+recovery sweep's expiry, a show's cancellation) happens in one transaction that locks the
+show row first (FOR NO KEY UPDATE, which leaves new bookings' foreign key checks free), and
+only then the booking rows and their seats. Two transitions touching one booking therefore
+queue on the show row, and whichever commits first wins: none can hold a booking row while
+waiting for a show row another holds, so they never deadlock. A transaction that locks
+several shows (the sweep) takes them in id order. And every bulk status change keeps its
+status condition on the table it updates (`UPDATE booking ... WHERE status = 'pending'`,
+never `WHERE id IN (SELECT ... WHERE status = 'pending')`): after waiting for a row lock,
+PostgreSQL re-checks only the updated row, so a condition in a subquery would be judged on
+the row as it was before the wait.
 """
 
 import contextlib
@@ -18,7 +30,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F
 from django.utils import timezone
 
-from core import metrics
+from core import db_errors, metrics
 from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
@@ -324,7 +336,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     row no longer matches status=pending and is skipped) or waits for this decision.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    show = Show.objects.select_for_update(no_key=True, of=("self",)).select_related("screen").filter(pk=show_id).first()
+    show = _locked_shows().select_related("screen").filter(pk=show_id).first()
     if show is None:
         return []
     bookings = list(
@@ -404,29 +416,16 @@ def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[Booked
         )
 
 
-# Errors that may say PostgreSQL is unreachable, not that a booking is broken: the caller
-# retries the whole drain later instead of blaming a booking (see database_unavailable).
+def _locked_shows():
+    """Shows locked FOR NO KEY UPDATE: the first lock of every booking transition (see the
+    module's docstring). It conflicts with itself and with any change of the show row, not
+    with the KEY SHARE lock of a new booking's foreign key check."""
+    return Show.objects.select_for_update(no_key=True, of=("self",))
+
+
+# Errors that may say PostgreSQL is unreachable or busy, not that a booking is broken: the
+# caller retries the whole drain later instead of blaming a booking (see core.db_errors).
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
-
-# SQLSTATEs of an OperationalError that mean the server or the connection is going away:
-# connection exceptions (class 08), shutdowns, a server still starting, no free connection.
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` says PostgreSQL cannot be reached, rather than that one statement failed.
-
-    psycopg2 reports both as OperationalError: a refused or lost connection (no SQLSTATE, or
-    one of the above), but also a statement_timeout (57014) or a deadlock (40P01). Those
-    come from the work itself and may come back on every retry, so they must count against
-    a booking like any other error, or one such booking would block its show for ever.
-    """
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    sqlstate = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
-    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], ...] = ()) -> list[Booking]:
@@ -435,16 +434,21 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
     A batch that raises an unexpected error is rolled back (its bookings stay pending) and
     the oldest pending booking is decided alone; if that raises too, the attempt is counted
     against it (see booking_record_failed_attempt), so one poison booking costs a bounded
-    number of attempts and never blocks the rest of its show. Errors saying PostgreSQL is
-    unavailable (database_unavailable) and the `propagate` types are re-raised for the
-    caller to retry.
+    number of attempts and never blocks the rest of its show.
+
+    Database outages and contention (lock or statement timeouts, deadlocks, serialization
+    failures: core.db_errors) are re-raised for the caller to retry the drain later, and
+    never counted against a booking: they say that other work was in the way, not that the
+    booking is broken. A statement timeout of a whole batch may come from its size, so the
+    oldest booking is tried alone first. The `propagate` types are re-raised as well.
     """
     try:
         return booking_decide_batch(show_id=show_id)
     except propagate:
         raise
     except Exception as exc:
-        if database_unavailable(exc):
+        failure = db_errors.classify(exc)
+        if failure is not None and failure is not db_errors.DbFailure.STATEMENT_TIMEOUT:
             raise
         logger.exception("decision batch failed; deciding the oldest booking alone", extra={"show_id": show_id})
     try:
@@ -452,7 +456,7 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
     except propagate:
         raise
     except Exception as exc:
-        if database_unavailable(exc):
+        if db_errors.classify(exc) is not None:
             raise
         logger.exception("deciding a booking failed", extra={"show_id": show_id})
     booking = booking_record_failed_attempt(show_id=show_id)
@@ -467,6 +471,8 @@ def booking_record_failed_attempt(*, show_id: int) -> Booking | None:
     booking can neither block its show nor be retried forever. Returns the booking.
     """
     with transaction.atomic():
+        if not _locked_shows().filter(pk=show_id).exists():
+            return None
         booking = (
             Booking.objects.select_for_update(of=("self",))
             .filter(show_id=show_id, status=Status.PENDING)
@@ -500,21 +506,20 @@ def booking_cancel(*, booking_id, user) -> Booking:
 
     pending or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when the
     booking is not visible to the user, Conflict when it failed or its show has started.
+    The booking's show is locked before the booking (the lock order), so a cancel queues
+    behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
-    booking = (
-        bookings_visible_to(user=user)
-        .select_for_update(of=("self",))
-        .select_related("show")
-        .filter(pk=booking_id)
-        .first()
-    )
+    visible = bookings_visible_to(user=user).filter(pk=booking_id)
+    show = _locked_shows().filter(pk__in=visible.values("show_id")).first()
+    booking = visible.select_for_update(of=("self",)).first() if show is not None else None
     if booking is None:
         raise NotFound("Booking not found.")
+    booking.show = show
     if booking.status == Status.CANCELLED:
         return booking
     if booking.status == Status.FAILED:
         raise Conflict("A failed booking cannot be cancelled.", code="booking_failed")
-    if booking.show.starts_at <= timezone.now():
+    if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
     # Deleting the held seats in the same transaction frees them for the very next decision.
     BookedSeat.objects.filter(booking_id=booking.pk).delete()
@@ -526,17 +531,30 @@ def booking_cancel(*, booking_id, user) -> Booking:
     return booking
 
 
+@transaction.atomic
 def bookings_expire_started() -> int:
     """Fail every booking still pending for a show that has started (`show_started`).
 
-    One UPDATE; it takes the rows' locks, so a concurrent decision of the same rows either
-    commits first (they are no longer pending) or waits and then skips them.
+    The started shows with pending bookings are locked first, in id order (the lock order),
+    skipping those locked right now: their decider (or their cancellation) settles those
+    bookings itself, and the next sweep looks again. Then one UPDATE whose `status =
+    'pending'` condition is on the updated rows, so that it cannot overwrite a booking that
+    a decision confirmed meanwhile.
     """
     now = timezone.now()
-    expired = Booking.objects.filter(status=Status.PENDING, show__starts_at__lte=now).update(
+    show_ids = list(
+        Show.objects.select_for_update(no_key=True, of=("self",), skip_locked=True)
+        .filter(starts_at__lte=now, pk__in=Booking.objects.filter(status=Status.PENDING).values("show_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not show_ids:
+        return 0
+    # No join in this update: Django would turn one into `WHERE id IN (subquery)`.
+    expired = Booking.objects.filter(show_id__in=show_ids, status=Status.PENDING).update(
         status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
     )
     if expired:
-        metrics.bookings_failed(expired, reason=Reason.SHOW_STARTED)
+        transaction.on_commit(lambda: metrics.bookings_failed(expired, reason=Reason.SHOW_STARTED))
         logger.info("pending bookings of started shows failed", extra={"count": expired})
     return expired

@@ -151,9 +151,18 @@ def show_create(
     return show
 
 
+def _lock_show(show: Show) -> Show:
+    return Show.objects.select_for_update(no_key=True, of=("self",)).select_related("movie").get(pk=show.pk)
+
+
 @transaction.atomic
 def show_update(*, show: Show, **fields) -> Show:
-    """Change a show. Moving it (movie, screen, time) is refused once it has live bookings."""
+    """Change a show. Moving it (movie, screen, time) is refused once it has live bookings.
+
+    The show row is locked first, as every booking transition does (the lock order of
+    core.services.bookings), and the change is judged on its current values.
+    """
+    show = _lock_show(show)
     if fields.get("status") == Show.Status.CANCELLED and show.status != Show.Status.CANCELLED:
         fields.pop("status")
         show = show_cancel(show=show)
@@ -179,16 +188,18 @@ def show_cancel(*, show: Show) -> Show:
     """Cancel a show: its pending bookings fail (`show_cancelled`), its confirmed ones are
     cancelled and their seats freed, all in one transaction.
 
-    The show row is locked FOR NO KEY UPDATE like the decider does, so no decision of this
-    show can interleave with the cancellation.
+    The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
+    core.services.bookings), so no decision, cancel or sweep of this show can interleave
+    with the cancellation, and each bulk update keeps its status condition on the rows it
+    updates.
     """
-    show = Show.objects.select_for_update(no_key=True).get(pk=show.pk)
+    show = _lock_show(show)
     if show.status == Show.Status.CANCELLED:
         return show
     now = timezone.now()
     show.status = Show.Status.CANCELLED
     show.save(update_fields=["status"])
-    live = Booking.objects.select_for_update().filter(show=show)
+    live = Booking.objects.filter(show=show)
     failed = live.filter(status=Booking.Status.PENDING).update(
         status=Booking.Status.FAILED, failure_reason=Booking.FailureReason.SHOW_CANCELLED, decided_at=now
     )

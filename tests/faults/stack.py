@@ -213,7 +213,12 @@ class Clients:
         if not response.headers.get("content-type", "").startswith("application/json"):
             return f"503 that is not JSON: {text}"
         body = response.json()
-        if set(body) != ERROR_SHAPE or body["code"] != "service_unavailable" or "Retry-After" not in response.headers:
+        # `busy`: a healthy database made the request give up a wait (a lock timeout).
+        if (
+            set(body) != ERROR_SHAPE
+            or body["code"] not in ("service_unavailable", "busy")
+            or "Retry-After" not in response.headers
+        ):
             return f"503 without the error shape or Retry-After: {text}"
         if "Traceback" in response.text:
             return f"stack trace in a response: {text}"

@@ -27,8 +27,8 @@ Guard removal, run once by hand (2026-11-28), to show that this test catches wha
 
 - Per-show serialization removed (the Redis lock ignored and the show row not locked):
 
-      sed -i 's/show = Show.objects.select_for_update(no_key=True, of=("self",)).select_related(
-          "screen")/show = Show.objects.select_related("screen")/' core/services/bookings.py
+      sed -i 's/show = _locked_shows().select_related("screen")/show = Show.objects.select_related(
+          "screen")/' core/services/bookings.py
       sed -i 's/        if not lock.acquire():/        if not (lock.acquire() or True):/' workers/tasks.py
       .venv/bin/pytest tests/faults/test_faults_lock.py
 
@@ -104,7 +104,16 @@ def _pool_pid(service, ports: set[int]) -> int | None:
 
 @pytest.mark.parametrize("last_line", ["constraint", "no_constraint"])
 def test_a_frozen_lock_holder_cannot_double_book(stack, last_line):
-    service = stack(BOOKING_LOCK_TIMEOUT=2, BOOKING_DECIDE_BATCH=1).start(workers=("w1", "w2"), concurrency=1)
+    # The breakpoints hold a web request and a decider for longer than the production
+    # timeouts allow, and the frozen holder must live to commit: no web lock or statement
+    # timeout, no idle-in-transaction cut-off here (test_faults_frozen_holder.py tests those).
+    service = stack(
+        BOOKING_LOCK_TIMEOUT=2,
+        BOOKING_DECIDE_BATCH=1,
+        DB_LOCK_TIMEOUT_MS=0,
+        DB_STATEMENT_TIMEOUT_MS=0,
+        DB_WORKER_IDLE_IN_TRANSACTION_TIMEOUT_MS=0,
+    ).start(workers=("w1", "w2"), concurrency=1)
     show_id = service.create_show(rows=6, seats_per_row=10)["id"]
     clients = Clients(service.base_url, service.tokens(60))
     with service.pg.connect() as conn, service.pg.connect() as pauses:
