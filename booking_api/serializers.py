@@ -8,6 +8,7 @@ from core.models import Booking, Movie, Screen, Show
 from core.pricing import TICKET_TYPES
 from core.seating import CATEGORIES, MAX_ROWS, MAX_SEATS_PER_ROW
 from core.selectors import MOVIE_ORDERINGS
+from core.services.selling import REQUESTABLE_CATEGORIES
 
 # ---- Errors (documentation only) -------------------------------------------------------
 
@@ -213,6 +214,16 @@ class SeatMapOutputSerializer(serializers.Serializer):
 # ---- Bookings --------------------------------------------------------------------------
 
 
+class TicketCountsSerializer(serializers.Serializer):
+    adult = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    child = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    senior = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    student = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+
+    class Meta:
+        ref_name = "TicketCounts"
+
+
 class BookingCreateInputSerializer(serializers.Serializer):
     show = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     # Labels are taken exactly as sent (no trimming): " A1" is not a seat, never an alias.
@@ -231,13 +242,73 @@ class BookingCreateInputSerializer(serializers.Serializer):
     # The fields take wider limits than the booking rules, so that a count out of range gets
     # the service's message (core.services.bookings); the schema publishes the rules
     # (booking_api.openapi.DocumentedSchemaInspector).
+    tickets = TicketCountsSerializer(
+        required=False,
+        help_text='Ticket counts by type, e.g. {"adult": 2, "child": 1}; they add up to the seats asked for. '
+        "Default: every ticket adult.",
+    )
+    seat_category = serializers.ChoiceField(
+        choices=REQUESTABLE_CATEGORIES,
+        required=False,
+        help_text='With "quantity": best available within this category (default standard).',
+    )
+    accessible = serializers.BooleanField(
+        required=False,
+        help_text='With "quantity": a wheelchair space first, then its companion seats, then seats of '
+        '"seat_category", as close together as possible.',
+    )
     documented_schema = {
         "seats": {"minItems": 1, "maxItems": settings.BOOKING_MAX_SEATS},
         "quantity": {"minimum": 1, "maximum": settings.BOOKING_MAX_SEATS},
     }
 
 
+class BookingLineOutputSerializer(serializers.Serializer):
+    """One seat of a booking as sold, at the price fixed when the booking was decided."""
+
+    seat = serializers.CharField(source="seat_label")
+    seat_category = serializers.ChoiceField(choices=CATEGORIES)
+    ticket_type = serializers.ChoiceField(choices=TICKET_TYPES)
+    amount = serializers.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ref_name = "BookingLine"
+
+
+class TicketCountsOutputSerializer(serializers.Serializer):
+    """Every ticket type's count (0 when none)."""
+
+    adult = serializers.IntegerField()
+    child = serializers.IntegerField()
+    senior = serializers.IntegerField()
+    student = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "BookingTicketCounts"
+
+
 class BookingOutputSerializer(serializers.ModelSerializer):
+    tickets = TicketCountsOutputSerializer(
+        source="ticket_counts", help_text="Ticket counts by type; a request without them is all adult."
+    )
+    seat_category = serializers.ChoiceField(
+        choices=CATEGORIES, help_text="The category best available was asked within (standard by default)."
+    )
+    reference = serializers.CharField(
+        allow_null=True,
+        help_text="8 characters without look-alikes (no 0/O, 1/I/L); null until the booking is confirmed.",
+    )
+    total = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        allow_null=True,
+        help_text="The sum of the lines, fixed when the booking was confirmed; null unless confirmed.",
+    )
+    currency = serializers.CharField(source="currency_code", help_text="ISO 4217; one per deployment.")
+    lines = BookingLineOutputSerializer(
+        many=True, source="sold_lines", help_text="One per seat once confirmed; empty otherwise."
+    )
+
     class Meta:
         model = Booking
         fields = [
@@ -251,6 +322,13 @@ class BookingOutputSerializer(serializers.ModelSerializer):
             "decided_at",
             "confirmed_at",
             "cancelled_at",
+            "tickets",
+            "seat_category",
+            "accessible",
+            "reference",
+            "total",
+            "currency",
+            "lines",
         ]
         read_only_fields = fields
 
@@ -275,8 +353,28 @@ def booking_representation(booking: Booking) -> dict:
         "decided_at": timestamp(booking.decided_at),
         "confirmed_at": timestamp(booking.confirmed_at),
         "cancelled_at": timestamp(booking.cancelled_at),
+        "tickets": booking.ticket_counts,
+        "seat_category": booking.seat_category,
+        "accessible": booking.accessible,
+        "reference": booking.reference,
+        "total": None if booking.total is None else f"{booking.total:.2f}",
+        "currency": booking.currency_code,
+        "lines": [
+            {
+                "seat": line.seat_label,
+                "seat_category": line.seat_category,
+                "ticket_type": line.ticket_type,
+                "amount": f"{line.amount:.2f}",
+            }
+            for line in booking.sold_lines
+        ],
     }
 
 
 class BookingListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Booking.Status.choices, required=False)
+    reference = serializers.CharField(
+        required=False,
+        max_length=32,
+        help_text="A booking reference as a person types it (any case, spaces and dashes ignored).",
+    )

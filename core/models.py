@@ -256,7 +256,7 @@ class Booking(models.Model):
     )
     accessible = models.BooleanField(default=False, db_default=False)
     # Written in the transaction that confirms the booking; prices are fixed then.
-    reference = models.CharField(max_length=8, null=True, blank=True, unique=True)
+    reference = models.CharField(max_length=8, null=True, blank=True)  # noqa: DJ001
     total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
 
@@ -269,6 +269,9 @@ class Booking(models.Model):
                 name="booking_idempotency_key_per_user",
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="booking_quantity_positive"),
+            # Short references are drawn at random: this refuses a duplicate, and the
+            # decider draws again (core/services/selling.py).
+            models.UniqueConstraint(fields=["reference"], name="booking_reference_unique"),
             models.CheckConstraint(
                 condition=~Q(status="failed") | Q(failure_reason__isnull=False),
                 name="booking_failed_has_reason",
@@ -290,6 +293,24 @@ class Booking(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status != self.Status.PENDING
+
+    @property
+    def ticket_counts(self) -> dict[str, int]:
+        """Every ticket type's count; a request that gave none is all adult."""
+        given = self.tickets or {pricing.ADULT: self.quantity}
+        return {t: given.get(t, 0) for t in pricing.TICKET_TYPES}
+
+    @property
+    def currency_code(self) -> str:
+        """The currency of `total`: the deployment's, recorded when the booking was confirmed."""
+        return self.currency or settings.BOOKING_CURRENCY
+
+    @property
+    def sold_lines(self) -> list["BookingLine"]:
+        """The lines of a confirmed (or later cancelled) booking; no query for any other."""
+        if self.reference is None:
+            return []
+        return list(self.lines.all())
 
 
 class BookedSeat(models.Model):

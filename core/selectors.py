@@ -8,6 +8,7 @@ from django.db.models import CharField, Count, F, IntegerField, Min, OuterRef, Q
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
+from core import references
 from core.exceptions import NotFound
 from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
 from core.seating import Layout, SeatCategories
@@ -43,6 +44,18 @@ def screen_list() -> QuerySet[Screen]:
     return Screen.objects.order_by("name", "id")
 
 
+def with_explicit_prices(shows: QuerySet[Show]) -> QuerySet[Show]:
+    """Annotate each show's explicit prices (read by Show.price_list) in the same statement,
+    as "type|category|amount" strings: text keeps the amounts exact decimals, and a prefetch
+    would be one more query per page or per decided batch."""
+    prices = (
+        ShowPrice.objects.filter(show_id=OuterRef("pk"))
+        .order_by()
+        .values(p=Concat("ticket_type", Value("|"), "seat_category", Value("|"), Cast("amount", CharField())))
+    )
+    return shows.annotate(explicit_prices=ArraySubquery(prices))
+
+
 def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
     """Annotate total_seats and available_seats (one COUNT subquery per show, on an index)."""
     held = (
@@ -52,15 +65,7 @@ def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
         .annotate(n=Count("*"))
         .values("n")
     )
-    # The explicit prices ride along as "type|category|amount" strings (text, so the amounts
-    # stay exact decimals), in the same statement: a prefetch would be one more query per page.
-    prices = (
-        ShowPrice.objects.filter(show_id=OuterRef("pk"))
-        .order_by()
-        .values(p=Concat("ticket_type", Value("|"), "seat_category", Value("|"), Cast("amount", CharField())))
-    )
-    return shows.select_related("screen").annotate(
-        explicit_prices=ArraySubquery(prices),
+    return with_explicit_prices(shows.select_related("screen")).annotate(
         total_seats=F("screen__rows") * F("screen__seats_per_row"),
         available_seats=F("screen__rows") * F("screen__seats_per_row")
         - Coalesce(Subquery(held, output_field=IntegerField()), Value(0)),
@@ -141,14 +146,23 @@ def booking_get(*, booking_id, user) -> Booking:
     return booking
 
 
-def booking_list(*, user, owner_id: int | None = None, status: str | None = None) -> QuerySet[Booking]:
-    """Bookings newest first: the caller's own, or (staff, or the owner) those of `owner_id`."""
+def booking_list(
+    *, user, owner_id: int | None = None, status: str | None = None, reference: str | None = None
+) -> QuerySet[Booking]:
+    """Bookings newest first: the caller's own, or (staff, or the owner) those of `owner_id`.
+    With `reference` (as a person types it), the booking with that reference: among the
+    caller's own, or for staff (the box office) among everyone's."""
     if owner_id is not None and owner_id != user.pk and not user.is_staff:
         raise NotFound("User not found.")
-    bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
+    if reference is not None:
+        bookings = bookings_visible_to(user=user) if owner_id is None else Booking.objects.filter(user_id=owner_id)
+        bookings = bookings.filter(reference=references.normalise(reference) or "")
+    else:
+        bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
     if status:
         bookings = bookings.filter(status=status)
-    return bookings.order_by("-created_at", "-sequence")
+    # The lines of the page's bookings in one more query, not one per booking.
+    return bookings.prefetch_related("lines").order_by("-created_at", "-sequence")
 
 
 def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:

@@ -22,6 +22,14 @@ BOOKING_FIELDS = {
     "decided_at",
     "confirmed_at",
     "cancelled_at",
+    # Selling (CONTRACT.md, additive)
+    "tickets",
+    "seat_category",
+    "accessible",
+    "reference",
+    "total",
+    "currency",
+    "lines",
 }
 
 

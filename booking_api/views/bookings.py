@@ -80,6 +80,9 @@ class BookingListCreateApi(BaseApi):
             seats=data.get("seats"),
             quantity=data.get("quantity"),
             idempotency_key=_idempotency_key(request),
+            tickets=data.get("tickets"),
+            seat_category=data.get("seat_category"),
+            accessible=data.get("accessible", False),
         )
         response = _booking_response(booking, http_status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/bookings/{booking.pk}"
@@ -94,7 +97,9 @@ class BookingListCreateApi(BaseApi):
     )
     def get(self, request):
         params = valid_query(BookingListQuerySerializer, request)
-        bookings = selectors.booking_list(user=request.user, status=params.get("status"))
+        bookings = selectors.booking_list(
+            user=request.user, status=params.get("status"), reference=params.get("reference")
+        )
         return paginated_response(
             request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
         )
@@ -131,7 +136,9 @@ class UserBookingListApi(BaseApi):
     )
     def get(self, request, user_id: int):
         params = valid_query(BookingListQuerySerializer, request)
-        bookings = selectors.booking_list(user=request.user, owner_id=user_id, status=params.get("status"))
+        bookings = selectors.booking_list(
+            user=request.user, owner_id=user_id, status=params.get("status"), reference=params.get("reference")
+        )
         return paginated_response(
             request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
         )

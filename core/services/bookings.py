@@ -34,8 +34,9 @@ from core import db_errors, metrics
 from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
-from core.seating import Layout, SeatAllocator, label_position
-from core.selectors import bookings_visible_to
+from core.seating import STANDARD, Layout, SeatCategories, label_position
+from core.selectors import bookings_visible_to, with_explicit_prices
+from core.services import selling
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -46,9 +47,11 @@ Status = Booking.Status
 Reason = Booking.FailureReason
 
 
-def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | None) -> str:
-    body = json.dumps({"show": show_id, "seats": list(seats) if seats is not None else None, "quantity": quantity})
-    return hashlib.sha256(body.encode()).hexdigest()
+def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | None, **selling_fields) -> str:
+    body = {"show": show_id, "seats": list(seats) if seats is not None else None, "quantity": quantity}
+    # The selling fields only when given: a v1 request keeps the digest it always had.
+    body.update({name: value for name, value in selling_fields.items() if value not in (None, False)})
+    return hashlib.sha256(json.dumps(body, sort_keys=False).encode()).hexdigest()
 
 
 class _ShowFacts(NamedTuple):
@@ -58,13 +61,16 @@ class _ShowFacts(NamedTuple):
     starts_at: datetime
     rows: int
     seats_per_row: int
+    accessible_seats: list[str]
+    companion_seats: list[str]
 
 
 def _show_facts(show_id: int) -> _ShowFacts | None:
     # One primary-key join issued directly: building it with the ORM cost more than running it.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.status, s.starts_at, c.rows, c.seats_per_row FROM {Show._meta.db_table} s "  # noqa: S608  # nosec B608
+            "SELECT s.status, s.starts_at, c.rows, c.seats_per_row, c.accessible_seats, c.companion_seats "  # noqa: S608  # nosec B608
+            f"FROM {Show._meta.db_table} s "
             f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
             [show_id],
         )
@@ -72,9 +78,15 @@ def _show_facts(show_id: int) -> _ShowFacts | None:
     return _ShowFacts(*row) if row else None
 
 
-def _check_request(*, show: _ShowFacts | None, seats: Sequence[str] | None, quantity: int | None) -> None:
+def _check_request(
+    *,
+    show: _ShowFacts | None,
+    seats: Sequence[str] | None,
+    quantity: int | None,
+    selling_errors: dict[str, list[str]] | None = None,
+) -> None:
     """Raise ValidationFailed with field details for every reason the request cannot be accepted."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(selling_errors or {})
     limit = settings.BOOKING_MAX_SEATS
     if show is None:
         errors["show"] = ["Unknown show."]
@@ -93,8 +105,11 @@ def _check_request(*, show: _ShowFacts | None, seats: Sequence[str] | None, quan
         elif show is not None:
             layout = Layout(show.rows, show.seats_per_row)
             unknown = [label for label in seats if layout.parse(label) is None]
+            categories = SeatCategories.of((), show.accessible_seats, show.companion_seats)
             if unknown:
                 errors["seats"] = [f"Not a seat of this screen: {', '.join(unknown)}."]
+            elif problem := selling.companion_problem(seats, categories):
+                errors["seats"] = [problem]
     elif not 1 <= quantity <= limit:
         errors["quantity"] = [f"Ask for between 1 and {limit} seats."]
 
@@ -120,15 +135,30 @@ def booking_submit(
     seats: Sequence[str] | None = None,
     quantity: int | None = None,
     idempotency_key: str | None = None,
+    tickets: dict[str, int] | None = None,
+    seat_category: str | None = None,
+    accessible: bool = False,
 ) -> tuple[Booking, bool]:
     """Accept a booking request: validate it and write a `pending` row.
 
     Returns (booking, created). A replay of an Idempotency-Key returns the original booking
     with created=False. The decision is queued only after the row is committed, so a worker
-    never sees a booking that could still roll back.
-    Raises ValidationFailed (400) or Conflict (409, key reused with another body).
+    never sees a booking that could still roll back. `tickets`, `seat_category` and
+    `accessible` are the selling fields (core/services/selling.py).
+    Raises ValidationFailed (400), TooManyPending (429: the user has
+    BOOKING_MAX_PENDING_PER_USER bookings pending) or Conflict (409, key reused with another body).
     """
-    fingerprint = _fingerprint(show_id=show_id, seats=seats, quantity=quantity)
+    fingerprint = _fingerprint(
+        show_id=show_id,
+        seats=seats,
+        quantity=quantity,
+        tickets=tickets,
+        seat_category=seat_category,
+        accessible=accessible,
+    )
+    selling_errors = selling.request_problems(
+        seats=seats, quantity=quantity, tickets=tickets, seat_category=seat_category, accessible=accessible
+    )
     booking = Booking(
         user_id=user_id,
         show_id=show_id,
@@ -138,19 +168,23 @@ def booking_submit(
         request_fingerprint=fingerprint,
         request_id=current_request_id() or "",
         created_at=timezone.now(),
+        tickets=selling.normalised_tickets(tickets) if not selling_errors else {},
+        seat_category=seat_category or STANDARD,
+        accessible=bool(accessible),
     )
     try:
         with _one_statement_each():
-            if not _insert_if_bookable(booking, seats=seats, quantity=quantity):
-                # Refused by the show or its layout, or invalid on its face: say exactly
-                # why; should the show have changed in between, the check passes and the
-                # row goes in after all.
-                _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity)
-                _insert_pending(booking)
+            if selling_errors or not _insert_if_bookable(booking, seats=seats, quantity=quantity):
+                # Refused by the show or its layout, by the user's pending limit, or invalid
+                # on its face: say exactly why; should the show have changed in between,
+                # the check passes and the row goes in after all.
+                _check_request(show=_show_facts(show_id), seats=seats, quantity=quantity, selling_errors=selling_errors)
+                if not _insert_pending(booking):
+                    raise selling.TooManyPending(settings.BOOKING_MAX_PENDING_PER_USER)
         # Queued once the row is committed: at once in autocommit, or when the caller's
         # transaction commits.
         transaction.on_commit(lambda: _queue_decision(show_id=show_id, booking_id=booking.id))
-    except ValidationFailed:
+    except (ValidationFailed, selling.TooManyPending):
         # A replay is answered with the original booking even once the request would no
         # longer be accepted (the show has started since, say).
         replay = idempotency_key and _find_replay(
@@ -199,25 +233,51 @@ def _request_bounds(*, seats: Sequence[str] | None, quantity: int | None) -> tup
     return max(row for row, _ in positions) + 1, max(seat for _, seat in positions) + 1
 
 
+# The user's pending-bookings limit, checked race-free: a transaction-scoped advisory lock per
+# user, then the INSERT that counts the user's pending bookings. Sent as one query string,
+# the two statements run as one implicit transaction (committed at its end in autocommit,
+# so still one round trip), and the INSERT, a later statement, takes its snapshot after the
+# lock is held: it sees every pending booking that an earlier holder committed.
+_PENDING_LOCK = "SELECT pg_advisory_xact_lock(%s, %s); "
+_UNDER_PENDING_LIMIT = f"(SELECT count(*) FROM {Booking._meta.db_table} WHERE user_id = %s AND status = %s) < %s"  # noqa: S608  # nosec B608
+
+
+def _pending_limit_params(booking: Booking) -> tuple[list, list]:
+    """Parameters of _PENDING_LOCK and of _UNDER_PENDING_LIMIT."""
+    return (
+        [selling.PENDING_LOCK_NAMESPACE, booking.user_id],
+        [booking.user_id, str(Status.PENDING), settings.BOOKING_MAX_PENDING_PER_USER],
+    )
+
+
 def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quantity: int | None) -> bool:
     """Insert the pending row in the same statement that checks the show accepts it (exists,
-    not cancelled, not started, every seat on its screen); False if it does not."""
+    not cancelled, not started, every seat on its screen, no companion seat without a
+    wheelchair space) and the user is under the pending limit; False if not."""
     bounds = _request_bounds(seats=seats, quantity=quantity)
     if bounds is None:
         return False
+    lock_params, limit_params = _pending_limit_params(booking)
+    labels = list(seats or [])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
-            "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar "
+            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"SELECT {_INSERT_PLACEHOLDERS} "
             f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
             "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
+            "AND (NOT c.companion_seats && %s::varchar[] OR c.accessible_seats && %s::varchar[]) "
+            f"AND {_UNDER_PENDING_LIMIT} "
             "RETURNING sequence",
             [
+                *lock_params,
                 *_insert_values(booking),
                 booking.show_id,
                 str(Show.Status.CANCELLED),
                 booking.created_at,
                 *bounds,
+                labels,
+                labels,
+                *limit_params,
             ],
         )
         row = cursor.fetchone()
@@ -239,6 +299,13 @@ _INSERT_COLUMNS = (
     "decide_attempts",
     "created_at",
     "request_id",
+    "tickets",
+    "seat_category",
+    "accessible",
+)
+_INSERT_PLACEHOLDERS = (
+    "%s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar, "
+    "%s::jsonb, %s::varchar, %s::boolean"
 )
 
 
@@ -255,18 +322,27 @@ def _insert_values(booking: Booking) -> list:
         booking.decide_attempts,
         booking.created_at,
         booking.request_id,
+        json.dumps(booking.tickets),
+        booking.seat_category,
+        booking.accessible,
     ]
 
 
-def _insert_pending(booking: Booking) -> None:
-    """INSERT the pending row unconditionally (the request was just checked)."""
+def _insert_pending(booking: Booking) -> bool:
+    """INSERT the pending row (the request was just checked) unless the user is at the
+    pending limit; False then."""
+    lock_params, limit_params = _pending_limit_params(booking)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
-            f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
-            _insert_values(booking),
+            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # nosec B608
+            f"SELECT {_INSERT_PLACEHOLDERS} WHERE {_UNDER_PENDING_LIMIT} RETURNING sequence",
+            [*lock_params, *_insert_values(booking), *limit_params],
         )
-        _mark_inserted(booking, sequence=cursor.fetchone()[0])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _mark_inserted(booking, sequence=row[0])
+    return True
 
 
 def _mark_inserted(booking: Booking, *, sequence: int) -> None:
@@ -296,21 +372,19 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
         return []
 
     taken = BookedSeat.objects.filter(show_id=show.pk).values_list("seat_label", flat=True)
-    allocator = SeatAllocator(Layout(show.screen.rows, show.screen.seats_per_row), taken)
+    # Seat categories, per-user limits and prices: core/services/selling.py.
+    seller = selling.Seller(show=show, bookings=bookings)
+    allocator = seller.allocator(taken)
     held: list[BookedSeat] = []
     for booking in bookings:
-        if booking.seats:
-            labels = booking.seats if allocator.take_exact(booking.seats) else None
-            reason = Reason.SEATS_UNAVAILABLE
-        else:
-            labels = allocator.take_best(booking.quantity)
-            reason = Reason.SOLD_OUT
+        labels, reason = seller.take(booking, allocator)
         if labels is None:
             _fail(booking, reason, now)
             continue
         booking.status = Status.CONFIRMED
         booking.seats = labels
         booking.decided_at = booking.confirmed_at = now
+        seller.sell(booking, labels, allocator)
         held.extend(BookedSeat(show_id=show.pk, seat_label=label, booking_id=booking.pk) for label in labels)
     return held
 
@@ -336,7 +410,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     row no longer matches status=pending and is skipped) or waits for this decision.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    show = _locked_shows().select_related("screen").filter(pk=show_id).first()
+    show = with_explicit_prices(_locked_shows().select_related("screen").filter(pk=show_id)).first()
     if show is None:
         return []
     bookings = list(
@@ -355,6 +429,10 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "decided_at",
             "confirmed_at",
             "request_id",
+            "user_id",
+            "tickets",
+            "seat_category",
+            "accessible",
         )[:limit]
     )
     if not bookings:
@@ -380,10 +458,16 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
 
 
 def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[BookedSeat], now: datetime) -> None:
-    """Write a decided batch in two statements whatever its size: the held seats, then every
-    booking's outcome. Arrays are unnested server-side; bulk_create/bulk_update would send
-    one placeholder per value and, for the update, a CASE per column whose length grows
-    with the batch."""
+    """Write a decided batch in three statements whatever its size: the held seats, the sold
+    lines, then every booking's outcome. Arrays are unnested server-side; bulk_create/bulk_update
+    would send one placeholder per value and, for the update, a CASE per column whose length
+    grows with the batch. A reference drawn twice is drawn again (selling.with_unique_references)."""
+    selling.with_unique_references(
+        lambda: _write_batch(show_id=show_id, bookings=bookings, held=held, now=now), bookings
+    )
+
+
+def _write_batch(*, show_id: int, bookings: list[Booking], held: list[BookedSeat], now: datetime) -> None:
     confirmed = Status.CONFIRMED
     # Table names come from the models, never from input; every value is a parameter.
     with connection.cursor() as cursor:
@@ -396,12 +480,15 @@ def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[Booked
                 "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
                 [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
             )
+            selling.write_sales(cursor, bookings)
         # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
         cursor.execute(
             f"UPDATE {Booking._meta.db_table} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
             "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
-            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END "
-            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[]) AS v(id, status, reason, seats) "
+            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END, "
+            "reference = v.reference, total = v.total, currency = v.currency "
+            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[], %s::varchar[], %s::numeric[], "
+            "%s::varchar[]) AS v(id, status, reason, seats, reference, total, currency) "
             "WHERE b.id = v.id",
             [
                 now,
@@ -412,6 +499,9 @@ def _write_decisions(*, show_id: int, bookings: list[Booking], held: list[Booked
                 [str(b.status) for b in bookings],
                 [str(b.failure_reason) if b.failure_reason else None for b in bookings],
                 [",".join(b.seats) if b.status == confirmed else "" for b in bookings],
+                [b.reference if b.status == confirmed else None for b in bookings],
+                [b.total if b.status == confirmed else None for b in bookings],
+                [b.currency if b.status == confirmed else None for b in bookings],
             ],
         )
 
