@@ -71,8 +71,9 @@ def check_show(show_id: int, *, capacity: int, submitted: list[Submitted] | None
             violations.append(f"booking {booking_id}: sold_out for {quantity} seats while {free} are still free")
         if status == "failed" and reason == "seats_unavailable" and not set(seats) & taken:
             violations.append(f"booking {booking_id}: seats_unavailable but none of {seats} is held")
-        if status == "failed" and reason not in ("sold_out", "seats_unavailable"):
+        if status == "failed" and reason not in ("sold_out", "seats_unavailable", "limit_exceeded"):
             violations.append(f"booking {booking_id}: failed with unexpected reason {reason}")
+    violations += check_selling(show_id)
 
     facts = {
         "bookings": len(bookings),
@@ -142,3 +143,28 @@ def check_drain_order(show_id: int) -> list[str]:
         [show_id],
     )[0]
     return [f"show {show_id}: {back} bookings decided before an earlier-accepted one"] if back else []
+
+
+def check_selling(show_id: int) -> list[str]:
+    """The selling invariants of one show, in SQL: no user holds more seats than
+    BOOKING_MAX_SEATS_PER_USER_PER_SHOW; a confirmed booking has one line per held seat and
+    a reference; its total is the sum of its lines."""
+    from django.conf import settings
+
+    violations = []
+    over = _rows(
+        "SELECT user_id, sum(cardinality(seats)) FROM core_booking WHERE show_id = %s AND status = 'confirmed' "
+        "GROUP BY user_id HAVING sum(cardinality(seats)) > %s",
+        [show_id, settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW],
+    )
+    violations += [f"show {show_id}: user {user} holds {n} seats, over the limit" for user, n in over[:5]]
+    mismatched = _rows(
+        "SELECT b.id::text FROM core_booking b WHERE b.show_id = %s AND b.status = 'confirmed' AND ("
+        "b.reference IS NULL OR b.total IS DISTINCT FROM "
+        "(SELECT sum(l.amount) FROM core_bookingline l WHERE l.booking_id = b.id) OR "
+        "ARRAY(SELECT l.seat_label FROM core_bookingline l WHERE l.booking_id = b.id ORDER BY 1) <> "
+        "ARRAY(SELECT s.seat_label FROM core_bookedseat s WHERE s.booking_id = b.id ORDER BY 1))",
+        [show_id],
+    )
+    violations += [f"booking {row[0]}: lines, total or reference do not match its seats" for row in mismatched[:5]]
+    return violations
