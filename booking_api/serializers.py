@@ -308,6 +308,12 @@ class BookingOutputSerializer(serializers.ModelSerializer):
     lines = BookingLineOutputSerializer(
         many=True, source="sold_lines", help_text="One per seat once confirmed; empty otherwise."
     )
+    queue_position = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        min_value=0,
+        help_text="While pending: how many bookings of its show are ahead of it; null once decided.",
+    )
 
     class Meta:
         model = Booking
@@ -322,6 +328,7 @@ class BookingOutputSerializer(serializers.ModelSerializer):
             "decided_at",
             "confirmed_at",
             "cancelled_at",
+            "queue_position",
             "tickets",
             "seat_category",
             "accessible",
@@ -353,6 +360,7 @@ def booking_representation(booking: Booking) -> dict:
         "decided_at": timestamp(booking.decided_at),
         "confirmed_at": timestamp(booking.confirmed_at),
         "cancelled_at": timestamp(booking.cancelled_at),
+        "queue_position": booking.queue_position,
         "tickets": booking.ticket_counts,
         "seat_category": booking.seat_category,
         "accessible": booking.accessible,

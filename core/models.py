@@ -260,6 +260,11 @@ class Booking(models.Model):
     total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
 
+    # Not a column: how many bookings of its show are ahead of a pending booking changes
+    # with every decision, so the selectors and booking_submit count it when they read the
+    # booking (None otherwise, and always None once the booking is decided).
+    queue_position: int | None = None
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [

@@ -24,6 +24,7 @@ PENDING = {
     "decided_at": None,
     "confirmed_at": None,
     "cancelled_at": None,
+    "queue_position": 0,
     "tickets": {"adult": 2, "child": 0, "senior": 0, "student": 0},
     "seat_category": "standard",
     "accessible": False,

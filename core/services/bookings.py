@@ -35,7 +35,7 @@ from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import STANDARD, Layout, SeatCategories, label_position
-from core.selectors import bookings_visible_to, with_explicit_prices
+from core.selectors import bookings_set_queue_positions, bookings_visible_to, queue_ahead_sql, with_explicit_prices
 from core.services import selling
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
@@ -191,6 +191,7 @@ def booking_submit(
             user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
         )
         if replay:
+            bookings_set_queue_positions(bookings=[replay])
             return replay, False
         raise
     except IntegrityError:
@@ -202,6 +203,7 @@ def booking_submit(
         replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if replay is None:
             raise
+        bookings_set_queue_positions(bookings=[replay])
         return replay, False
     logger.info("booking accepted", extra={"booking_id": str(booking.id), "show_id": show_id})
     metrics.booking_accepted(by_quantity=seats is None)
@@ -261,13 +263,13 @@ def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quanti
     labels = list(seats or [])
     with connection.cursor() as cursor:
         cursor.execute(
-            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
+            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} AS b ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
             f"SELECT {_INSERT_PLACEHOLDERS} "
             f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
             "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
             "AND (NOT c.companion_seats && %s::varchar[] OR c.accessible_seats && %s::varchar[]) "
             f"AND {_UNDER_PENDING_LIMIT} "
-            "RETURNING sequence",
+            f"RETURNING {_returning()}",
             [
                 *lock_params,
                 *_insert_values(booking),
@@ -283,7 +285,7 @@ def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quanti
         row = cursor.fetchone()
     if row is None:
         return False
-    _mark_inserted(booking, sequence=row[0])
+    _mark_inserted(booking, sequence=row[0], queue_position=row[1])
     return True
 
 
@@ -334,21 +336,29 @@ def _insert_pending(booking: Booking) -> bool:
     lock_params, limit_params = _pending_limit_params(booking)
     with connection.cursor() as cursor:
         cursor.execute(
-            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # nosec B608
-            f"SELECT {_INSERT_PLACEHOLDERS} WHERE {_UNDER_PENDING_LIMIT} RETURNING sequence",
+            _PENDING_LOCK + f"INSERT INTO {Booking._meta.db_table} AS b ({', '.join(_INSERT_COLUMNS)}) "  # nosec B608
+            f"SELECT {_INSERT_PLACEHOLDERS} WHERE {_UNDER_PENDING_LIMIT} RETURNING {_returning()}",
             [*lock_params, *_insert_values(booking), *limit_params],
         )
         row = cursor.fetchone()
     if row is None:
         return False
-    _mark_inserted(booking, sequence=row[0])
+    _mark_inserted(booking, sequence=row[0], queue_position=row[1])
     return True
 
 
-def _mark_inserted(booking: Booking, *, sequence: int) -> None:
+def _returning() -> str:
+    # The new row's acceptance order and its queue position, counted in the INSERT itself
+    # so that an accepted booking still costs one round trip. The count runs on the
+    # statement's snapshot: the bookings of the show committed as pending before this one.
+    return f"b.sequence, ({queue_ahead_sql(show='b.show_id', sequence='b.sequence')})"
+
+
+def _mark_inserted(booking: Booking, *, sequence: int, queue_position: int) -> None:
     # The instance now stands for a stored row, as if Model.save() had written it (built by
     # hand: save() spends longer building its statement than PostgreSQL running it).
     booking.sequence = sequence
+    booking.queue_position = queue_position
     booking._state.adding = False
     booking._state.db = connection.alias
 
