@@ -7,13 +7,20 @@
 - decisions are serial and right: replaying a show's bookings one at a time, in the order
   they were decided, through the seat allocator gives exactly what PostgreSQL holds;
 - first accepted, first decided: a booking whose 202 was received before another booking
-  was submitted is decided first.
+  was submitted is decided first;
+- selling: no user holds more than BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of a show; a
+  confirmed booking has a unique reference and one line per held seat, at the show's price
+  for its ticket type and seat category, and its total is their sum.
 """
 
 import time
 from collections import Counter, defaultdict
+from decimal import Decimal
 
-from core.seating import Layout, SeatAllocator
+from django.conf import settings
+
+from core.pricing import PriceList, money
+from core.seating import STANDARD, Layout, SeatAllocator, SeatCategories
 
 
 def rows(conn, query: str, *params) -> list[tuple]:
@@ -80,32 +87,86 @@ def check_guarantees(conn, requests: dict[str, dict], *, timings: dict | None = 
     )
     assert not over, f"shows holding more seats than they have (show, held, capacity): {over}"
 
+    _check_selling(conn)
     _check_sold_out(conn, requests)
     for show_id in {body["show"] for body in requests.values()}:
         _check_decisions(conn, show_id, requests, timings)
     return dict(Counter(found.values()))
 
 
+def _screen(conn, show_id: int) -> tuple[Layout, SeatCategories]:
+    ((rows_, per_row, premium, accessible, companion),) = rows(
+        conn,
+        "SELECT sc.rows, sc.seats_per_row, sc.premium_rows, sc.accessible_seats, sc.companion_seats"
+        " FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id WHERE sh.id = %s",
+        show_id,
+    )
+    return Layout(rows_, per_row), SeatCategories.of(premium, accessible, companion)
+
+
+def _check_selling(conn) -> None:
+    over = rows(
+        conn,
+        "SELECT show_id, user_id, sum(cardinality(seats)) FROM core_booking WHERE status = 'confirmed'"
+        " GROUP BY show_id, user_id HAVING sum(cardinality(seats)) > %s LIMIT 5",
+        settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW,
+    )
+    assert not over, f"users holding more seats of a show than the limit (show, user, seats): {over}"
+    wrong = rows(
+        conn,
+        "SELECT b.id FROM core_booking b WHERE b.status = 'confirmed' AND (b.reference IS NULL OR"
+        " b.total IS DISTINCT FROM (SELECT sum(amount) FROM core_bookingline l WHERE l.booking_id = b.id) OR"
+        " ARRAY(SELECT seat_label FROM core_bookingline l WHERE l.booking_id = b.id ORDER BY 1) <>"
+        " ARRAY(SELECT seat_label FROM core_bookedseat s WHERE s.booking_id = b.id ORDER BY 1)) LIMIT 5",
+    )
+    assert not wrong, f"confirmed bookings whose reference, lines or total disagree with their seats: {wrong}"
+    twice = rows(conn, "SELECT reference FROM core_booking WHERE reference IS NOT NULL GROUP BY 1 HAVING count(*) > 1")
+    assert not twice, f"references given twice: {twice}"
+    # Every line at the price of its show for its ticket type and seat category (the shows'
+    # prices do not change during a fault test).
+    prices: dict[int, PriceList] = {}
+    for show_id, base in rows(conn, "SELECT id, price FROM core_show"):
+        explicit = rows(
+            conn, "SELECT ticket_type, seat_category, amount FROM core_showprice WHERE show_id = %s", show_id
+        )
+        prices[show_id] = PriceList(
+            base=base,
+            explicit={(t, c): amount for t, c, amount in explicit},
+            premium_surcharge=money(settings.BOOKING_PREMIUM_SURCHARGE),
+        )
+    lines = rows(
+        conn,
+        "SELECT b.show_id, b.id, l.ticket_type, l.seat_category, l.amount FROM core_bookingline l"
+        " JOIN core_booking b ON b.id = l.booking_id",
+    )
+    for show_id, booking_id, ticket_type, category, amount in lines:
+        expected = prices[show_id].amount(ticket_type, category)
+        assert Decimal(amount) == expected, f"booking {booking_id}: a {ticket_type}/{category} line at {amount}"
+
+
 def _check_sold_out(conn, requests: dict[str, dict]) -> None:
+    """Where standard seats were asked for beyond the show's standard seats, a standard
+    request was refused as sold out only once fewer standard seats were free than it asked."""
     demand: dict[int, int] = defaultdict(int)
     for body in requests.values():
-        demand[body["show"]] += body.get("quantity") or len(body.get("seats", []))
+        if "quantity" in body and body.get("seat_category", STANDARD) == STANDARD and not body.get("accessible"):
+            demand[body["show"]] += body["quantity"]
     for show_id, asked in demand.items():
-        ((capacity, held),) = rows(
-            conn,
-            "SELECT sc.rows * sc.seats_per_row, (SELECT count(*) FROM core_bookedseat WHERE show_id = sh.id)"
-            " FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id WHERE sh.id = %s",
-            show_id,
-        )
-        if asked <= capacity:
+        layout, categories = _screen(conn, show_id)
+        standard = [label for label, _, _ in layout.seats() if categories.category_of(label) == STANDARD]
+        held = {label for (label,) in rows(conn, "SELECT seat_label FROM core_bookedseat WHERE show_id = %s", show_id)}
+        if asked <= len(standard):
             continue
         refused = [q for (q,) in rows(conn, _SOLD_OUT_QUANTITIES, show_id)]
-        assert refused, f"show {show_id}: {asked} seats asked for {capacity}, yet nothing was refused as sold out"
-        free = capacity - held
+        assert refused, f"show {show_id}: {asked} standard seats asked for {len(standard)}, none refused as sold out"
+        free = len(set(standard) - held)
         assert free < min(refused), f"show {show_id}: {free} seats left free while a {min(refused)} was sold out"
 
 
-_SOLD_OUT_QUANTITIES = "SELECT quantity FROM core_booking WHERE show_id = %s AND failure_reason = 'sold_out'"
+_SOLD_OUT_QUANTITIES = (
+    "SELECT quantity FROM core_booking WHERE show_id = %s AND failure_reason = 'sold_out'"
+    " AND seat_category = 'standard' AND NOT accessible AND cardinality(seats) = 0"
+)
 
 
 def _check_decisions(conn, show_id: int, requests: dict[str, dict], timings: dict | None) -> None:
@@ -114,30 +175,33 @@ def _check_decisions(conn, show_id: int, requests: dict[str, dict], timings: dic
     outcome of deciding them one at a time, which holds only if the decisions were serial.
     And that order must keep the contract's promise: a booking whose 202 was received before
     another was submitted is decided first."""
-    ((rows_, per_row),) = rows(
-        conn,
-        "SELECT sc.rows, sc.seats_per_row FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id"
-        " WHERE sh.id = %s",
-        show_id,
-    )
-    allocator = SeatAllocator(Layout(rows_, per_row), [])
+    layout, categories = _screen(conn, show_id)
+    allocator = SeatAllocator(layout, [], categories)
+    limit = settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW
+    held_by: dict[int, int] = defaultdict(int)  # seats each user holds so far
     bookings = rows(
         conn,
-        "SELECT id::text, status, seats, failure_reason FROM core_booking WHERE show_id = %s"
+        "SELECT id::text, status, seats, failure_reason, user_id FROM core_booking WHERE show_id = %s"
         " ORDER BY decided_at, sequence",
         show_id,
     )
-    for booking_id, status, seats, reason in bookings:
+    for booking_id, status, seats, reason, user_id in bookings:
         assert booking_id in requests, f"booking {booking_id} of show {show_id} was never requested by a client"
         if (status, reason) == ("failed", "processing_error"):
             continue  # never decided; it holds nothing
         body = requests[booking_id]
-        if "seats" in body:
+        count = len(body["seats"]) if "seats" in body else body["quantity"]
+        if held_by[user_id] + count > limit:
+            expected = ("failed", body.get("seats", []), "limit_exceeded")
+        elif "seats" in body:
             expected = ("confirmed", body["seats"], None) if allocator.take_exact(body["seats"]) else None
             expected = expected or ("failed", body["seats"], "seats_unavailable")
         else:
-            labels = allocator.take_best(body["quantity"])
+            category, accessible = body.get("seat_category", STANDARD), body.get("accessible", False)
+            labels = allocator.take_best(body["quantity"], category, accessible=accessible)
             expected = ("confirmed", labels, None) if labels else ("failed", [], "sold_out")
+        if expected[0] == "confirmed":
+            held_by[user_id] += count
         assert (status, seats, reason) == expected, (
             f"show {show_id}, booking {booking_id}: PostgreSQL holds {(status, seats, reason)}, deciding the"
             f" bookings one at a time in their decision order gives {expected}"
