@@ -123,3 +123,42 @@ def test_seed_demo_sells_a_realistic_mix():
     child = ShowPrice.objects.filter(ticket_type="child", seat_category="standard").first()
     assert child is not None
     assert child.amount < child.show.price
+
+
+def test_swagger_describes_the_selling_fields_and_codes(api):
+    schema = api.get("/swagger.json").json()
+    definitions = schema["definitions"]
+    booking = definitions["BookingOutput"]["properties"]
+    for field in ("tickets", "seat_category", "accessible", "reference", "total", "currency", "lines"):
+        assert field in booking
+        assert field in definitions["BookingOutput"]["required"]
+    assert booking["reference"]["x-nullable"] is True
+    assert booking["total"]["x-nullable"] is True
+    assert "limit_exceeded" in booking["failure_reason"]["enum"]
+    create = definitions["BookingCreateInput"]["properties"]
+    assert set(create) >= {"tickets", "seat_category", "accessible"}
+    assert create["seat_category"]["enum"] == ["standard", "premium"]
+    operation = schema["paths"]["/bookings"]["post"]
+    assert "too_many_pending" in operation["responses"]["429"]["description"]
+    assert "limit_exceeded" in operation["description"]
+    seat = definitions["Seat"]["properties"]
+    assert seat["category"]["enum"] == ["standard", "premium", "accessible", "companion"]
+    assert set(definitions["ShowOutput"]["properties"]) >= {"prices", "currency"}
+    assert set(definitions["ScreenInput"]["properties"]) >= {"premium_rows", "accessible_seats", "companion_seats"}
+
+
+def test_the_admin_finds_a_booking_by_reference(client, user):
+    from core.models import Booking
+    from tests.factories import UserFactory
+
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    show = ShowFactory()
+    booking = Booking.objects.create(
+        user=user, show=show, quantity=1, status="confirmed", seats=["A1"], reference="ABCD2345"
+    )
+    Booking.objects.create(user=user, show=show, quantity=1, status="confirmed", seats=["A2"], reference="WXYZ6789")
+    client.force_login(admin)
+    page = client.get("/admin/core/booking/?q=abcd2345")
+    assert page.status_code == 200
+    assert str(booking.pk) in page.content.decode()
+    assert "WXYZ6789" not in page.content.decode()

@@ -12,6 +12,7 @@ from booking_api.serializers import (
     BookingCreateInputSerializer,
     BookingListQuerySerializer,
     BookingOutputSerializer,
+    ErrorSerializer,
     booking_representation,
 )
 from booking_api.views.common import BaseApi, paginated_response, valid_query
@@ -48,6 +49,16 @@ BOOKING_ACCEPTED = openapi.Response(
 )
 
 
+BOOKINGS_CREATE_DESCRIPTION = (
+    "Submit a booking: exact `seats`, or a `quantity` of best available seats (within `seat_category`, "
+    "standard by default; with `accessible: true`, a wheelchair space first, then its companion seats). "
+    "`tickets` counts ticket types (default all adult). A companion seat needs a wheelchair space in the "
+    "same booking (400). The worker decides it in acceptance order: confirmed with `reference`, `total`, "
+    "`currency` and `lines` (prices fixed then), or failed with `failure_reason` (`seats_unavailable`, "
+    "`sold_out`, `limit_exceeded` past BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show, ...)."
+)
+
+
 def _idempotency_key(request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -75,10 +86,20 @@ def _set_queue_positions(page) -> None:
 class BookingListCreateApi(BaseApi):
     @swagger_auto_schema(
         operation_id="bookings_create",
+        operation_description=BOOKINGS_CREATE_DESCRIPTION,
         tags=TAGS,
         request_body=BookingCreateInputSerializer,
         manual_parameters=[IDEMPOTENCY_HEADER],
-        responses={202: BOOKING_ACCEPTED, **errors(400, 401, 409, 429, 503)},
+        responses={
+            202: BOOKING_ACCEPTED,
+            **errors(400, 401, 409, 503),
+            429: openapi.Response(
+                "`too_many_pending`: the caller already has BOOKING_MAX_PENDING_PER_USER bookings pending; "
+                "or the rate limit (`throttled`). Retry after Retry-After.",
+                ErrorSerializer,
+                headers={"Retry-After": {"type": "integer", "description": "Seconds to wait before trying again."}},
+            ),
+        },
     )
     def post(self, request):
         serializer = BookingCreateInputSerializer(data=request.data)
