@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from core import references
-from core.exceptions import ValidationFailed
+from core.exceptions import Conflict, ValidationFailed
 from core.models import Booking, BookingLine, ShowPrice
 from core.services import selling
 from core.services.bookings import booking_decide_batch, booking_submit
@@ -253,3 +253,15 @@ def test_two_submissions_racing_cannot_pass_the_pending_limit(settings):
         assert Booking.objects.filter(user=user, status="pending").count() == 1
     finally:
         other.close()
+
+
+def test_a_replay_matches_its_selling_fields(user, hall):
+    first, _ = booking_submit(
+        user_id=user.pk, show_id=hall.pk, quantity=2, tickets={"adult": 1, "child": 1}, idempotency_key="k"
+    )
+    replay, created = booking_submit(
+        user_id=user.pk, show_id=hall.pk, quantity=2, tickets={"child": 1, "adult": 1}, idempotency_key="k"
+    )
+    assert (replay.pk, created) == (first.pk, False)
+    with pytest.raises(Conflict):
+        booking_submit(user_id=user.pk, show_id=hall.pk, quantity=2, seat_category="premium", idempotency_key="k")

@@ -49,8 +49,11 @@ Reason = Booking.FailureReason
 
 def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | None, **selling_fields) -> str:
     body = {"show": show_id, "seats": list(seats) if seats is not None else None, "quantity": quantity}
-    # The selling fields only when given: a v1 request keeps the digest it always had.
+    # The selling fields only when given: a v1 request keeps the digest it always had. Ticket
+    # counts in a fixed order, so that the same counts sent in another order are the same body.
     body.update({name: value for name, value in selling_fields.items() if value not in (None, False)})
+    if isinstance(body.get("tickets"), dict):
+        body["tickets"] = dict(sorted(body["tickets"].items()))
     return hashlib.sha256(json.dumps(body, sort_keys=False).encode()).hexdigest()
 
 
