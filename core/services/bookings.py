@@ -446,6 +446,9 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "tickets",
             "seat_category",
             "accessible",
+            "reference",
+            "total",
+            "currency",
         )[:limit]
     )
     if not bookings:
