@@ -289,24 +289,28 @@ class TicketCountsOutputSerializer(serializers.Serializer):
 
 class BookingOutputSerializer(serializers.ModelSerializer):
     tickets = TicketCountsOutputSerializer(
-        source="ticket_counts", help_text="Ticket counts by type; a request without them is all adult."
+        source="ticket_counts", read_only=True, help_text="Ticket counts by type; a request without them is all adult."
     )
     seat_category = serializers.ChoiceField(
-        choices=CATEGORIES, help_text="The category best available was asked within (standard by default)."
+        choices=CATEGORIES,
+        read_only=True,
+        help_text="The category best available was asked within (standard by default).",
     )
     reference = serializers.CharField(
+        read_only=True,
         allow_null=True,
         help_text="8 characters without look-alikes (no 0/O, 1/I/L); null until the booking is confirmed.",
     )
     total = serializers.DecimalField(
         max_digits=10,
         decimal_places=2,
+        read_only=True,
         allow_null=True,
         help_text="The sum of the lines, fixed when the booking was confirmed; null unless confirmed.",
     )
-    currency = serializers.CharField(source="currency_code", help_text="ISO 4217; one per deployment.")
+    currency = serializers.CharField(source="currency_code", read_only=True, help_text="ISO 4217; one per deployment.")
     lines = BookingLineOutputSerializer(
-        many=True, source="sold_lines", help_text="One per seat once confirmed; empty otherwise."
+        many=True, source="sold_lines", read_only=True, help_text="One per seat once confirmed; empty otherwise."
     )
     queue_position = serializers.IntegerField(
         read_only=True,
