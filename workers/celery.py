@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks",)
+app.conf.imports = ("workers.tasks", "workers.maintenance")
 
 
 @setup_logging.connect

@@ -35,7 +35,12 @@ from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import STANDARD, Layout, SeatCategories, label_position
-from core.selectors import bookings_set_queue_positions, bookings_visible_to, queue_ahead_sql, with_explicit_prices
+from core.selectors import (
+    bookings_set_queue_positions,
+    bookings_visible_to,
+    queue_ahead_sql,
+    show_screen_and_held,
+)
 from core.services import selling
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
@@ -384,9 +389,10 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
             _fail(booking, Reason.SHOW_STARTED, now)
         return []
 
-    taken = BookedSeat.objects.filter(show_id=show.pk).values_list("seat_label", flat=True)
+    layout, taken, categories, prices = show_screen_and_held(show_id=show.pk, with_prices=True)
+    show.explicit_prices = prices
     # Seat categories, per-user limits and prices: core/services/selling.py.
-    seller = selling.Seller(show=show, bookings=bookings)
+    seller = selling.Seller(show=show, bookings=bookings, layout=layout, categories=categories)
     allocator = seller.allocator(taken)
     held: list[BookedSeat] = []
     for booking in bookings:
@@ -423,7 +429,8 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     row no longer matches status=pending and is skipped) or waits for this decision.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    show = with_explicit_prices(_locked_shows().select_related("screen").filter(pk=show_id)).first()
+    # The screen is read after this lock is held (in _decide), never joined here.
+    show = _locked_shows().filter(pk=show_id).first()
     if show is None:
         return []
     bookings = list(

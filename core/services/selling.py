@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from core import pricing, references
 from core.exceptions import TooManyRequests
 from core.models import Booking, BookingLine
-from core.seating import PREMIUM, STANDARD, SeatAllocator, SeatCategories
+from core.seating import PREMIUM, STANDARD, Layout, SeatAllocator, SeatCategories
 
 # Best available may be asked for within these; wheelchair spaces and companion seats are
 # asked for with `accessible`, never as a category.
@@ -109,16 +109,18 @@ class Sale:
 class Seller:
     """The selling rules for one decided batch of one show, in acceptance order."""
 
-    def __init__(self, *, show, bookings: Sequence[Booking]):
+    def __init__(self, *, show, bookings: Sequence[Booking], layout: Layout, categories: SeatCategories):
+        """`show` carries its explicit prices (the `explicit_prices` of core.selectors), and
+        `layout` and `categories` are its screen's, all read once the show's lock is held."""
         self.show = show
         self.prices = show.price_list()
         self.currency = settings.BOOKING_CURRENCY
         self.max_seats = settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW
-        self.categories = show.screen.categories
+        self.layout, self.categories = layout, categories
         self._seats_of = _live_seats_by_user(show.pk, {b.user_id for b in bookings})
 
     def allocator(self, taken) -> SeatAllocator:
-        return SeatAllocator(self.show.screen.layout, taken, self.categories)
+        return SeatAllocator(self.layout, taken, self.categories)
 
     def take(self, booking: Booking, allocator: SeatAllocator) -> tuple[list[str] | None, str]:
         """(seats, "") for a booking that wins, or (None, failure reason)."""
