@@ -276,7 +276,10 @@ class Booking(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="booking_quantity_positive"),
             # Short references are drawn at random: this refuses a duplicate, and the
             # decider draws again (core/services/selling.py).
-            models.UniqueConstraint(fields=["reference"], name="booking_reference_unique"),
+            # Partial: only confirmed bookings have one, so no other booking adds an entry.
+            models.UniqueConstraint(
+                fields=["reference"], condition=Q(reference__isnull=False), name="booking_reference_unique"
+            ),
             models.CheckConstraint(
                 condition=~Q(status="failed") | Q(failure_reason__isnull=False),
                 name="booking_failed_has_reason",

@@ -3,13 +3,11 @@ from django.db import migrations, models
 
 # The booking table's new indexes are built CONCURRENTLY: a plain CREATE INDEX would block
 # every booking while it reads a table of millions of rows. The unique constraint on
-# `reference` is attached to a unique index built that way (a constraint added directly
-# would build its index under a lock that stops every write).
+# `reference` is a partial unique index (only confirmed bookings have a reference), which
+# Django's AddConstraint would build without CONCURRENTLY.
 CREATE_REFERENCE_INDEX = (
-    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS booking_reference_unique ON core_booking (reference)"
-)
-ATTACH_REFERENCE_CONSTRAINT = (
-    "ALTER TABLE core_booking ADD CONSTRAINT booking_reference_unique UNIQUE USING INDEX booking_reference_unique"
+    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS booking_reference_unique ON core_booking (reference) "
+    "WHERE reference IS NOT NULL"
 )
 
 
@@ -28,12 +26,16 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(
-            sql=[CREATE_REFERENCE_INDEX, ATTACH_REFERENCE_CONSTRAINT],
-            reverse_sql=["ALTER TABLE core_booking DROP CONSTRAINT IF EXISTS booking_reference_unique"],
+            sql=[CREATE_REFERENCE_INDEX],
+            reverse_sql=["DROP INDEX CONCURRENTLY IF EXISTS booking_reference_unique"],
             state_operations=[
                 migrations.AddConstraint(
                     model_name="booking",
-                    constraint=models.UniqueConstraint(fields=("reference",), name="booking_reference_unique"),
+                    constraint=models.UniqueConstraint(
+                        condition=models.Q(("reference__isnull", False)),
+                        fields=("reference",),
+                        name="booking_reference_unique",
+                    ),
                 ),
             ],
         ),
