@@ -120,10 +120,9 @@ def show_violations(
         if reason not in reasons:
             violations.append(f"booking {booking_id}: failed with unexpected reason {reason}")
         # sold_out is judged within the asked category (a wheelchair request also needs a space).
-        if reason == "sold_out" and not wheelchair and quantity <= free_of[category]:
-            violations.append(
-                f"booking {booking_id}: sold_out for {quantity} {category} seats while {free_of[category]} are free"
-            )
+        free = free_of[category]
+        if reason == "sold_out" and not wheelchair and quantity <= free:
+            violations.append(f"booking {booking_id}: sold_out for {quantity} {category} seats while {free} are still free")
         if reason == "seats_unavailable" and not set(seats) & set(holders):
             violations.append(f"booking {booking_id}: seats_unavailable but none of {seats} is held")
 
