@@ -122,7 +122,8 @@ def show_violations(
         # sold_out is judged within the asked category (a wheelchair request also needs a space).
         free = free_of[category]
         if reason == "sold_out" and not wheelchair and quantity <= free:
-            violations.append(f"booking {booking_id}: sold_out for {quantity} {category} seats while {free} are still free")
+            message = f"sold_out for {quantity} {category} seats while {free} are still free"
+            violations.append(f"booking {booking_id}: {message}")
         if reason == "seats_unavailable" and not set(seats) & set(holders):
             violations.append(f"booking {booking_id}: seats_unavailable but none of {seats} is held")
 
