@@ -21,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import core.metrics  # noqa: F401 - creates the multiprocess directory before it is read
 from booking_api.exceptions import error_body
-from core import metrics_archive, selectors
+from core import decision_queue, metrics_archive, selectors
 
 logger = logging.getLogger("booking_api.metrics")
 
@@ -65,28 +65,14 @@ class QueueDepthCollector:
         yield by_show
 
     def _queued(self):
-        from workers.celery import app
-
         family = GaugeMetricFamily(
             "booking_queue_messages",
             "Messages waiting in a broker queue (not yet taken by a worker).",
             labels=["queue"],
         )
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=settings.REDIS_SOCKET_TIMEOUT)
-            channel = conn.default_channel
-            for queue in QUEUES:
-                family.add_metric([queue], _queue_length(channel, queue))
+        for queue, length in decision_queue.queue_lengths(QUEUES, timeout=settings.REDIS_SOCKET_TIMEOUT).items():
+            family.add_metric([queue], length)
         return family
-
-
-def _queue_length(channel, queue: str) -> int:
-    from kombu.exceptions import ChannelError
-
-    try:
-        return channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        return 0  # an empty Redis queue has no key at all
 
 
 def exposition() -> bytes:

@@ -179,8 +179,8 @@ class ShowPrice(models.Model):
     """An explicit price of one (ticket type, seat category) pair of a show; a pair without
     a row costs what core.pricing's fallback says."""
 
-    TicketType = models.TextChoices("TicketType", [(t.upper(), t) for t in pricing.TICKET_TYPES])
-    SeatCategory = models.TextChoices("SeatCategory", [(c.upper(), c) for c in seating.CATEGORIES])
+    TicketType = models.TextChoices("TicketType", [(t.upper(), t) for t in pricing.TICKET_TYPES])  # type: ignore[call-overload]
+    SeatCategory = models.TextChoices("SeatCategory", [(c.upper(), c) for c in seating.CATEGORIES])  # type: ignore[call-overload]
 
     show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="prices", db_index=False)
     ticket_type = models.CharField(max_length=16, choices=TicketType.choices)

@@ -181,7 +181,9 @@ class SeatAllocator:
         """The category of a seat of this layout."""
         if self._cats is None:
             return STANDARD
-        row, seat = self.layout.parse(label)
+        position = self.layout.parse(label)
+        assert position is not None, label  # noqa: S101  (a label this allocator handed out)
+        row, seat = position
         return CATEGORIES[self._cats[row][seat]]
 
     def free_in(self, category: str) -> int:
@@ -189,10 +191,10 @@ class SeatAllocator:
 
     def take_exact(self, labels: Sequence[str]) -> bool:
         """Take all of these seats, or none of them if any is taken (all or nothing)."""
-        positions = [self.layout.parse(label) for label in labels]
-        if any(pos is None or not self._free[pos[0]][pos[1]] for pos in positions):
+        free = [pos for pos in map(self.layout.parse, labels) if pos is not None and self._free[pos[0]][pos[1]]]
+        if len(free) != len(labels):
             return False
-        for row, seat in positions:
+        for row, seat in free:
             self._take(row, seat)
         return True
 
@@ -206,7 +208,10 @@ class SeatAllocator:
     def release(self, labels: Sequence[str]) -> None:
         """Give back seats taken by this allocator (a booking refused after its seats were chosen)."""
         for label in labels:
-            row, seat = self.layout.parse(label)
+            position = self.layout.parse(label)
+            if position is None:
+                continue
+            row, seat = position
             if not self._free[row][seat]:
                 self._free[row][seat] = 1
                 code = self._cats[row][seat] if self._cats is not None else _STD
@@ -341,9 +346,9 @@ class SeatAllocator:
         for r in rows:
             if not self._row_free[r][code]:
                 continue
-            free, cats = self._free[r], self._cats[r]
+            free, cats = self._free[r], self._cats[r] if self._cats is not None else None
             for s in seats:
-                if free[s] and cats[s] == code and (r, s) not in exclude:
+                if free[s] and (cats[s] if cats is not None else _STD) == code and (r, s) not in exclude:
                     found.append((r, s))
                     if len(found) == count:
                         return found

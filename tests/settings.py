@@ -24,6 +24,6 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 
-from booking_api.settings import *  # noqa: F403, E402
+from booking_api.config.settings import *  # noqa: F403, E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests

@@ -12,7 +12,8 @@ from core import references
 from core.exceptions import Conflict, ValidationFailed
 from core.models import Booking, BookingLine, ShowPrice
 from core.services import selling
-from core.services.bookings import booking_decide_batch, booking_submit
+from core.services.decisions import booking_decide_batch
+from core.services.submission import booking_submit
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,7 +141,7 @@ def test_a_user_never_holds_more_than_the_limit_in_one_show(user, other_user, ha
     assert outcomes[third.pk] == ("confirmed", None)
     assert outcomes[others.pk] == ("confirmed", None)
     # A cancelled booking frees its share of the limit.
-    from core.services.bookings import booking_cancel
+    from core.services.cancellation import booking_cancel
 
     booking_cancel(booking_id=first.pk, user=user)
     assert decided(submit(user, hall, quantity=3)).status == "confirmed"

@@ -19,7 +19,8 @@ from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
 from core.exceptions import ValidationFailed
 from core.polling import booking_retry_after
-from core.services.bookings import booking_cancel, booking_submit
+from core.services.cancellation import booking_cancel
+from core.services.submission import booking_submit
 
 TAGS = ["bookings"]
 # Printable ASCII without spaces at the ends: what a client library generates (UUIDs, ...).
@@ -131,13 +132,7 @@ class BookingListCreateApi(BaseApi):
         bookings = selectors.booking_list(
             user=request.user, status=params.get("status"), reference=params.get("reference")
         )
-        return paginated_response(
-            request=request,
-            view=self,
-            queryset=bookings,
-            serializer_class=BookingOutputSerializer,
-            prepare=_set_queue_positions,
-        )
+        return _booking_page(request, self, bookings)
 
 
 class BookingDetailApi(BaseApi):
@@ -174,10 +169,15 @@ class UserBookingListApi(BaseApi):
         bookings = selectors.booking_list(
             user=request.user, owner_id=user_id, status=params.get("status"), reference=params.get("reference")
         )
-        return paginated_response(
-            request=request,
-            view=self,
-            queryset=bookings,
-            serializer_class=BookingOutputSerializer,
-            prepare=_set_queue_positions,
-        )
+        return _booking_page(request, self, bookings)
+
+
+def _booking_page(request, view, bookings) -> Response:
+    """A page of bookings, the pending ones with their queue positions."""
+    return paginated_response(
+        request=request,
+        view=view,
+        queryset=bookings,
+        serializer_class=BookingOutputSerializer,
+        prepare=_set_queue_positions,
+    )

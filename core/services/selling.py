@@ -1,8 +1,8 @@
 """Selling rules of a booking: what a request may ask for (ticket types, seat category,
 wheelchair spaces), the limits per user, and what a decided booking costs.
 
-Submission (core/services/bookings.py) calls `request_problems` and writes the request's
-selling fields; the decider calls a `Seller` once per batch, under the show's lock, so the
+Submission (core/services/submission.py) calls `request_problems` and writes the request's
+selling fields; the decider (core/services/decisions.py) calls a `Seller` once per batch, under the show's lock, so the
 limits are decided in acceptance order with every other decision of the show and no race
 can exceed them.
 """
@@ -132,11 +132,11 @@ class Seller:
                 return None, Booking.FailureReason.SEATS_UNAVAILABLE
             labels = list(booking.seats)
         else:
-            labels = allocator.take_best(
-                booking.quantity, booking.seat_category or STANDARD, accessible=booking.accessible
-            )
-            if labels is None:
+            category = booking.seat_category or STANDARD
+            best = allocator.take_best(booking.quantity, category, accessible=booking.accessible)
+            if best is None:
                 return None, Booking.FailureReason.SOLD_OUT
+            labels = best
         self._seats_of[booking.user_id] = self._seats_of.get(booking.user_id, 0) + len(labels)
         return labels, ""
 
@@ -147,7 +147,9 @@ class Seller:
         total = pricing.total(lines)
         booking.total, booking.currency = total, self.currency
         booking.reference = references.new_reference()
-        booking._sale = Sale(lines, total, self.currency, booking.reference)
+        booking._sale = Sale(  # type: ignore[attr-defined]
+            lines, total, self.currency, booking.reference
+        )
 
 
 def _live_seats_by_user(show_id: int, user_ids: set[int]) -> dict[int, int]:
@@ -163,7 +165,7 @@ def _live_seats_by_user(show_id: int, user_ids: set[int]) -> dict[int, int]:
 
 def write_sales(cursor, bookings: Sequence[Booking]) -> None:
     """Insert the lines of the batch's confirmed bookings in one statement."""
-    sold = [(b.pk, line) for b in bookings if getattr(b, "_sale", None) for line in b._sale.lines]
+    sold = [(b.pk, line) for b in bookings if (sale := getattr(b, "_sale", None)) for line in sale.lines]
     if not sold:
         return
     cursor.execute(
@@ -196,5 +198,5 @@ def with_unique_references(write, bookings: Sequence[Booking]) -> None:
             if getattr(diag, "constraint_name", None) != REFERENCE_CONSTRAINT or attempt == REFERENCE_ATTEMPTS - 1:
                 raise
             for booking in bookings:
-                if getattr(booking, "_sale", None):
-                    booking.reference = booking._sale.reference = references.new_reference()
+                if sale := getattr(booking, "_sale", None):
+                    booking.reference = sale.reference = references.new_reference()

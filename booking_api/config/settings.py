@@ -6,7 +6,6 @@ redirect, HSTS, secure cookies, proxy headers) default to off because a TLS-term
 proxy sits in front in production and plain HTTP must work on 127.0.0.1.
 """
 
-from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from booking_api import secrets_policy
-from booking_api.envfile import load_env_file
+from booking_api.config import api, booking, log_config, secrets_policy
+from booking_api.config.booking import *  # noqa: F403  (the BOOKING_* settings)
+from booking_api.config.envfile import load_env_file
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
 # A local .env (see .env.example) is read when present; real environment variables win.
@@ -68,8 +68,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "booking_api.urls"
-WSGI_APPLICATION = "booking_api.wsgi.application"
-ASGI_APPLICATION = "booking_api.asgi.application"
+WSGI_APPLICATION = "booking_api.config.wsgi.application"
+ASGI_APPLICATION = "booking_api.config.asgi.application"
 
 TEMPLATES = [
     {
@@ -101,7 +101,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.in
 # request waiting on a row that a frozen process holds gives up after DB_LOCK_TIMEOUT_MS
 # with a retryable 503 `busy` instead of holding a gunicorn thread for ever; a session idle
 # inside a transaction (a frozen holder) is ended, releasing its locks. The workers run with
-# their own, longer values (set when a Celery worker starts, see workers/celery.py).
+# their own, longer values (set when a Celery worker starts, see booking_api/config/celery.py).
 DB_SESSION_TIMEOUTS = {
     "web": {
         "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=2000),
@@ -147,125 +147,14 @@ CACHES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Auth --------------------------------------------------------------------------------
+# --- Auth, REST framework ----------------------------------------------------------------
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
+AUTH_PASSWORD_VALIDATORS = api.AUTH_PASSWORD_VALIDATORS
+SIMPLE_JWT = api.simple_jwt(env, secret_key=SECRET_KEY)
+REST_FRAMEWORK = api.rest_framework(env)
+SWAGGER_SETTINGS = api.SWAGGER_SETTINGS
 
-SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
-    "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
-    # Tokens carry a fingerprint of the password hash: changing the password ends them all.
-    "CHECK_REVOKE_TOKEN": True,
-    "UPDATE_LAST_LOGIN": False,
-    "AUTH_HEADER_TYPES": ("Bearer",),
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
-    "ALGORITHM": "HS256",
-}
-
-# --- REST framework ---------------------------------------------------------------------
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["booking_api.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "booking_api.pagination.StandardPagination",
-    "PAGE_SIZE": 20,
-    "DEFAULT_FILTER_BACKENDS": [],
-    "EXCEPTION_HANDLER": "booking_api.exceptions.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "booking_api.throttles.AnonThrottle",
-        "booking_api.throttles.UserThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("THROTTLE_ANON", default="600/min"),
-        "user": env.str("THROTTLE_USER", default="1200/min"),
-        # Password guessing is the abuse to stop on login and signup, per client address.
-        "auth": env.str("THROTTLE_AUTH", default="60/min"),
-        # Failed logins per username, from any address (LoginUsernameThrottle).
-        "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
-    },
-    # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
-    # (the default) the peer address identifies the client, so rotating the header
-    # cannot dodge the throttle.
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
-    "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DATETIME_FORMAT": "iso-8601",
-    "COERCE_DECIMAL_TO_STRING": True,
-}
-
-SWAGGER_SETTINGS = {
-    "SECURITY_DEFINITIONS": {
-        "Bearer": {
-            "type": "apiKey",
-            "name": "Authorization",
-            "in": "header",
-            # In backticks: Swagger UI renders the description as Markdown, where a bare <token> vanishes.
-            "description": "JWT access token from POST /api/v1/auth/login, as `Bearer <access token>`.",
-        }
-    },
-    "USE_SESSION_AUTH": False,
-    "PERSIST_AUTH": True,
-    "DEFAULT_INFO": "booking_api.openapi.API_INFO",
-    "DEFAULT_AUTO_SCHEMA_CLASS": "booking_api.openapi.BookingAutoSchema",
-}
-
-# --- Bookings ---------------------------------------------------------------------------
-
-BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
-# Seconds a client is told to wait before polling a pending booking again.
-BOOKING_POLL_RETRY_AFTER = env.int("BOOKING_POLL_RETRY_AFTER", default=1)
-# A booking further back is told to wait its expected turn (queue position / this estimate
-# of a show's decisions per second), up to the cap, so that it polls less (core/polling.py).
-BOOKING_POLL_DECISIONS_PER_SECOND = env.float("BOOKING_POLL_DECISIONS_PER_SECOND", default=500.0)
-BOOKING_POLL_RETRY_AFTER_MAX = env.int("BOOKING_POLL_RETRY_AFTER_MAX", default=10)
-# A queue position is counted one booking ahead at a time: this bounds what a submission or
-# a poll pays in a deep backlog (positions past it read as this value). The default is where
-# the Retry-After above stops growing (10 s x 500/s).
-BOOKING_QUEUE_POSITION_LIMIT = env.int("BOOKING_QUEUE_POSITION_LIMIT", default=5000)
-# Bookings decided per database transaction by the per-show drain.
-BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
-# The per-show Redis lock expires on its own if its holder dies; the holder extends it
-# before every batch, so it only needs to outlive one batch.
-BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
-# A drain that finds its show empty waits this long for the next booking before it lets go
-# (only while no other show's wake-up is queued): during a sale the bookings then join the
-# running drain instead of each publishing a wake-up and running a task of its own.
-BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
-# A drain that has held its worker this long while another show's wake-up waits queues its
-# show again and lets go, so that a show fed without pause cannot starve the others.
-BOOKING_DRAIN_TURN_SECONDS = env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
-# A booking still pending this long after acceptance is re-queued by the recovery job.
-BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
-BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
-# A booking whose decision raised this many times is failed instead of blocking its show.
-BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
-# Retention: the bookings of shows that started more than this many days ago (a year: a
-# customer's recent history and a season's reports stay) are deleted with their seats by
-# an hourly job, BOOKING_RETENTION_BATCH per transaction; 0 keeps them all.
-BOOKING_RETENTION_DAYS = env.int("BOOKING_RETENTION_DAYS", default=365)
-BOOKING_RETENTION_BATCH = env.int("BOOKING_RETENTION_BATCH", default=5000)
-
-# --- Selling ----------------------------------------------------------------------------
-# One currency per deployment (ISO 4217), on shows and bookings.
-BOOKING_CURRENCY = env.str("BOOKING_CURRENCY", default="EUR")
-# Added to a ticket type's standard price on a premium seat when the show lists no price
-# for that pair (core/pricing.py). A string, so the Decimal is exact.
-BOOKING_PREMIUM_SURCHARGE = env.str("BOOKING_PREMIUM_SURCHARGE", default="2.00")
-# A user's live seats in one show never exceed this: the booking that would is failed
-# (`limit_exceeded`) by the decider, in order with every other decision of the show.
-BOOKING_MAX_SEATS_PER_USER_PER_SHOW = env.int("BOOKING_MAX_SEATS_PER_USER_PER_SHOW", default=10)
-# A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
-BOOKING_MAX_PENDING_PER_USER = env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
+# --- Bookings and selling: config/booking.py (imported above) -----------------------------
 
 # --- Metrics ----------------------------------------------------------------------------
 
@@ -336,9 +225,9 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
     "recover-pending-bookings": {
         "task": "maintenance.recover_pending_bookings",
-        "schedule": BOOKING_RECOVERY_INTERVAL_SECONDS,
+        "schedule": booking.BOOKING_RECOVERY_INTERVAL_SECONDS,
         # A sweep that could not run in time is pointless once the next one is due.
-        "options": {"expires": BOOKING_RECOVERY_INTERVAL_SECONDS},
+        "options": {"expires": booking.BOOKING_RECOVERY_INTERVAL_SECONDS},
     },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.
@@ -399,28 +288,7 @@ WHITENOISE_USE_FINDERS = True
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "plain": one line with key=value fields; "json": one JSON object per line.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"()": "core.logging.KeyValueFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "core.logging.JsonFormatter"},
-    },
-    # Every line logged during a request or a task carries its request id (and task id).
-    "filters": {"context": {"()": "core.logging.ContextFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
-        # Celery's received/succeeded line for every task (the recovery job's every 5 s) would
-        # drown the decision lines, which carry the task id anyway; failures stay visible.
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
-    },
-}
+LOGGING = log_config.logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
 # Routes match with and without a trailing slash themselves; a redirect would turn a POST
 # into a GET.
