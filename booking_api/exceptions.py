@@ -25,6 +25,7 @@ from core.exceptions import (
     DomainError,
     NotAuthenticated,
     NotFound,
+    TooManyRequests,
     ValidationFailed,
 )
 
@@ -35,6 +36,7 @@ DOMAIN_STATUS = {
     NotAuthenticated: status.HTTP_401_UNAUTHORIZED,
     NotFound: status.HTTP_404_NOT_FOUND,
     Conflict: status.HTTP_409_CONFLICT,
+    TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
     DependencyUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 UNAVAILABLE_RETRY_AFTER = "2"
@@ -126,6 +128,8 @@ def api_exception_handler(exc, context):
         body = error_body(exc.code, exc.message, exc.details)
         if http_status == status.HTTP_401_UNAUTHORIZED:
             headers["WWW-Authenticate"] = BEARER_CHALLENGE
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
     elif (response := dependency_error_response(exc)) is not None:
         return response
     elif isinstance(exc, Http404):

@@ -8,8 +8,10 @@ from django.conf import settings
 from rest_framework import serializers
 
 from core.models import Booking, Movie, Screen, Show
-from core.seating import MAX_ROWS, MAX_SEATS_PER_ROW
+from core.pricing import TICKET_TYPES
+from core.seating import CATEGORIES, MAX_ROWS, MAX_SEATS_PER_ROW
 from core.selectors import MOVIE_ORDERINGS
+from core.services.selling import REQUESTABLE_CATEGORIES
 
 # ---- Errors (documentation only) -------------------------------------------------------
 
@@ -94,10 +96,22 @@ class MovieListQuerySerializer(serializers.Serializer):
     ordering = serializers.ChoiceField(choices=sorted(MOVIE_ORDERINGS), required=False)
 
 
+def _labels(help_text: str, max_length: int = 4) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, max_length=max_length),
+        required=False,
+        max_length=MAX_ROWS * MAX_SEATS_PER_ROW,
+        help_text=help_text,
+    )
+
+
 class ScreenInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     rows = serializers.IntegerField(min_value=1, max_value=MAX_ROWS)
     seats_per_row = serializers.IntegerField(min_value=1, max_value=MAX_SEATS_PER_ROW)
+    premium_rows = _labels('Row letters whose seats are `premium`, e.g. ["H", "J"].', max_length=1)
+    accessible_seats = _labels('Wheelchair spaces (`accessible`), e.g. ["A1", "A2"].')
+    companion_seats = _labels('Companion seats, sold only with a wheelchair space, e.g. ["A3", "A4"].')
 
 
 class ScreenOutputSerializer(serializers.ModelSerializer):
@@ -105,7 +119,16 @@ class ScreenOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Screen
-        fields = ["id", "name", "rows", "seats_per_row", "total_seats"]
+        fields = [
+            "id",
+            "name",
+            "rows",
+            "seats_per_row",
+            "total_seats",
+            "premium_rows",
+            "accessible_seats",
+            "companion_seats",
+        ]
 
 
 class ScreenRefSerializer(serializers.ModelSerializer):
@@ -114,21 +137,60 @@ class ScreenRefSerializer(serializers.ModelSerializer):
         fields = ["id", "name"]
 
 
+class ShowPriceSerializer(serializers.Serializer):
+    """One (ticket type, seat category) price of a show."""
+
+    ticket_type = serializers.ChoiceField(choices=TICKET_TYPES)
+    seat_category = serializers.ChoiceField(choices=CATEGORIES)
+    amount = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=0)
+
+    class Meta:
+        ref_name = "ShowPrice"
+
+
 class ShowOutputSerializer(serializers.ModelSerializer):
     screen = ScreenRefSerializer()
     total_seats = serializers.IntegerField()
     available_seats = serializers.IntegerField()
+    prices = ShowPriceSerializer(
+        many=True,
+        source="price_grid",
+        read_only=True,
+        help_text="Every (ticket_type, seat_category) pair's price: the show's explicit prices, the "
+        "others by the fallback (`price` for adult/standard, plus the premium surcharge on premium seats).",
+    )
+    currency = serializers.CharField(read_only=True, help_text="ISO 4217; one per deployment.")
 
     class Meta:
         model = Show
-        fields = ["id", "movie", "screen", "starts_at", "ends_at", "price", "status", "total_seats", "available_seats"]
+        fields = [
+            "id",
+            "movie",
+            "screen",
+            "starts_at",
+            "ends_at",
+            "price",
+            "status",
+            "total_seats",
+            "available_seats",
+            "prices",
+            "currency",
+        ]
 
 
 class ShowInputSerializer(serializers.Serializer):
     movie = serializers.PrimaryKeyRelatedField(queryset=Movie.objects.all())
     screen = serializers.PrimaryKeyRelatedField(queryset=Screen.objects.all())
     starts_at = serializers.DateTimeField()
-    price = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=0)
+    price = serializers.DecimalField(
+        max_digits=8, decimal_places=2, min_value=0, help_text="An adult ticket on a standard seat."
+    )
+    prices = ShowPriceSerializer(
+        many=True,
+        required=False,
+        help_text="Explicit prices per (ticket_type, seat_category); replaces the show's list when given. "
+        "A pair not listed falls back to `price` (plus the premium surcharge on premium seats).",
+    )
 
 
 class ShowUpdateInputSerializer(ShowInputSerializer):
@@ -149,6 +211,7 @@ class SeatSerializer(serializers.Serializer):
     row = serializers.CharField()
     number = serializers.IntegerField()
     available = serializers.BooleanField()
+    category = serializers.ChoiceField(choices=CATEGORIES)
 
 
 class SeatMapOutputSerializer(serializers.Serializer):
@@ -159,6 +222,16 @@ class SeatMapOutputSerializer(serializers.Serializer):
 
 
 # ---- Bookings --------------------------------------------------------------------------
+
+
+class TicketCountsSerializer(serializers.Serializer):
+    adult = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    child = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    senior = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+    student = serializers.IntegerField(required=False, min_value=0, max_value=settings.BOOKING_MAX_SEATS)
+
+    class Meta:
+        ref_name = "TicketCounts"
 
 
 class BookingCreateInputSerializer(serializers.Serializer):
@@ -179,6 +252,21 @@ class BookingCreateInputSerializer(serializers.Serializer):
     # The fields take wider limits than the booking rules, so that a count out of range gets
     # the service's message (core.services.submission); the schema publishes the rules
     # (booking_api.openapi.DocumentedSchemaInspector).
+    tickets = TicketCountsSerializer(
+        required=False,
+        help_text='Ticket counts by type, e.g. {"adult": 2, "child": 1}; they add up to the seats asked for. '
+        "Default: every ticket adult.",
+    )
+    seat_category = serializers.ChoiceField(
+        choices=REQUESTABLE_CATEGORIES,
+        required=False,
+        help_text='With "quantity": best available within this category (default standard).',
+    )
+    accessible = serializers.BooleanField(
+        required=False,
+        help_text='With "quantity": a wheelchair space first, then its companion seats, then seats of '
+        '"seat_category", as close together as possible.',
+    )
     documented_schema = {
         "seats": {"minItems": 1, "maxItems": settings.BOOKING_MAX_SEATS},
         "quantity": {"minimum": 1, "maximum": settings.BOOKING_MAX_SEATS},
@@ -216,6 +304,30 @@ def booking_create_input(data) -> dict:
     return serializer.validated_data
 
 
+class BookingLineOutputSerializer(serializers.Serializer):
+    """One seat of a booking as sold, at the price fixed when the booking was decided."""
+
+    seat = serializers.CharField(source="seat_label")
+    seat_category = serializers.ChoiceField(choices=CATEGORIES)
+    ticket_type = serializers.ChoiceField(choices=TICKET_TYPES)
+    amount = serializers.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ref_name = "BookingLine"
+
+
+class TicketCountsOutputSerializer(serializers.Serializer):
+    """Every ticket type's count (0 when none)."""
+
+    adult = serializers.IntegerField()
+    child = serializers.IntegerField()
+    senior = serializers.IntegerField()
+    student = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "BookingTicketCounts"
+
+
 # DRF's own timestamp formatting (DATETIME_FORMAT, the current time zone), shared.
 _TIMESTAMP = serializers.DateTimeField(read_only=True).to_representation
 
@@ -235,6 +347,21 @@ BOOKING_FIELDS: dict[str, Callable[[Booking], Any]] = {
     "confirmed_at": lambda booking: _TIMESTAMP(booking.confirmed_at),
     "cancelled_at": lambda booking: _TIMESTAMP(booking.cancelled_at),
     "queue_position": lambda booking: booking.queue_position,
+    "tickets": lambda booking: booking.ticket_counts,
+    "seat_category": lambda booking: booking.seat_category,
+    "accessible": lambda booking: booking.accessible,
+    "reference": lambda booking: booking.reference,
+    "total": lambda booking: None if booking.total is None else f"{booking.total:.2f}",
+    "currency": lambda booking: booking.currency_code,
+    "lines": lambda booking: [
+        {
+            "seat": line.seat_label,
+            "seat_category": line.seat_category,
+            "ticket_type": line.ticket_type,
+            "amount": f"{line.amount:.2f}",
+        }
+        for line in booking.sold_lines
+    ],
 }
 
 
@@ -246,6 +373,30 @@ class BookingOutputSerializer(serializers.ModelSerializer):
     """The schema of a booking (drf-yasg reads the fields' types); the rendering is
     booking_representation's."""
 
+    tickets = TicketCountsOutputSerializer(
+        source="ticket_counts", read_only=True, help_text="Ticket counts by type; a request without them is all adult."
+    )
+    seat_category = serializers.ChoiceField(
+        choices=CATEGORIES,
+        read_only=True,
+        help_text="The category best available was asked within (standard by default).",
+    )
+    reference = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="8 characters without look-alikes (no 0/O, 1/I/L); null until the booking is confirmed.",
+    )
+    total = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="The sum of the lines, fixed when the booking was confirmed; null unless confirmed.",
+    )
+    currency = serializers.CharField(source="currency_code", read_only=True, help_text="ISO 4217; one per deployment.")
+    lines = BookingLineOutputSerializer(
+        many=True, source="sold_lines", read_only=True, help_text="One per seat once confirmed; empty otherwise."
+    )
     queue_position = serializers.IntegerField(
         read_only=True,
         allow_null=True,
@@ -264,3 +415,8 @@ class BookingOutputSerializer(serializers.ModelSerializer):
 
 class BookingListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Booking.Status.choices, required=False)
+    reference = serializers.CharField(
+        required=False,
+        max_length=32,
+        help_text="A booking reference as a person types it (any case, spaces and dashes ignored).",
+    )

@@ -7,6 +7,7 @@ shrink under held seats, a deactivated movie stops selling); a refusal is a form
 """
 
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.conf import settings
@@ -25,7 +26,9 @@ from django.utils.functional import cached_property
 
 from core import db_errors, selectors
 from core.exceptions import DomainError
-from core.models import BookedSeat, Booking, Movie, Screen, Show
+from core.models import BookedSeat, Booking, BookingLine, Movie, Screen, Show
+from core.pricing import TICKET_TYPES, money
+from core.seating import CATEGORIES
 from core.services import catalogue
 from core.services.catalogue import show_cancel
 
@@ -117,7 +120,7 @@ class MovieAdmin(ServiceAdmin):
 class ScreenForm(ServiceForm):
     class Meta:
         model = Screen
-        fields = ["name", "rows", "seats_per_row"]
+        fields = ["name", "rows", "seats_per_row", "premium_rows", "accessible_seats", "companion_seats"]
 
     def create(self, data):
         return catalogue.screen_create(**data)
@@ -129,14 +132,64 @@ class ScreenForm(ServiceForm):
 @admin.register(Screen)
 class ScreenAdmin(ServiceAdmin):
     form = ScreenForm
-    list_display = ["name", "rows", "seats_per_row", "total_seats"]
+    list_display = ["name", "rows", "seats_per_row", "total_seats", "premium_rows", "accessible_seats"]
     search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "rows", "seats_per_row"]}),
+        (
+            "Seat categories",
+            {
+                "fields": ["premium_rows", "accessible_seats", "companion_seats"],
+                "description": "Comma-separated: premium row letters (H,J), wheelchair spaces (A1,A2) and "
+                "their companion seats (A3,A4). Every other seat is standard.",
+            },
+        ),
+    ]
 
 
 class ShowForm(ServiceForm):
+    # Explicit prices, saved by the show services with the show (an inline formset would be
+    # saved after the service, outside its checks).
+    prices = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 40}),
+        help_text="One price per line: ticket type, seat category, amount, e.g. <code>child standard 6.50</code>. "
+        "A pair not listed costs the show's price (adult, standard), plus the premium surcharge on "
+        "premium seats; accessible and companion seats cost the standard price.",
+    )
+
     class Meta:
         model = Show
         fields = ["movie", "screen", "starts_at", "price"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["prices"] = "\n".join(
+                f"{p.ticket_type} {p.seat_category} {p.amount}" for p in self.instance.prices.all()
+            )
+
+    def clean_prices(self) -> list[dict]:
+        prices, errors = [], []
+        for number, line in enumerate(self.cleaned_data["prices"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            try:
+                ticket_type, category, amount = parts
+                amount = Decimal(amount)
+            except (ValueError, InvalidOperation):
+                errors.append(f"Line {number}: write a ticket type, a seat category and an amount.")
+                continue
+            if ticket_type not in TICKET_TYPES or category not in CATEGORIES or not amount.is_finite() or amount < 0:
+                errors.append(
+                    f"Line {number}: one of {', '.join(TICKET_TYPES)}; one of {', '.join(CATEGORIES)}; 0 or more."
+                )
+                continue
+            prices.append({"ticket_type": ticket_type, "seat_category": category, "amount": money(amount)})
+        if errors:
+            raise forms.ValidationError(errors)
+        return prices
 
     def create(self, data):
         return catalogue.show_create(**data)
@@ -228,6 +281,16 @@ class BookedSeatInline(admin.TabularInline):
     readonly_fields = ["seat_label", "show"]
 
 
+class BookingLineInline(admin.TabularInline):
+    model = BookingLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ["seat_label", "seat_category", "ticket_type", "amount"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class OverdueFilter(admin.SimpleListFilter):
     """Pending past the recovery grace period: what the recovery job is about to re-queue."""
 
@@ -264,7 +327,18 @@ class EstimatedCountPaginator(Paginator):
 
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "show", "status", "quantity", "failure_reason", "created_at", "decided_at"]
+    list_display = [
+        "id",
+        "reference",
+        "user",
+        "show",
+        "status",
+        "quantity",
+        "total",
+        "failure_reason",
+        "created_at",
+        "decided_at",
+    ]
     # No filter lists every show (thousands of links, one query over them per page): a show
     # is found by its id in the search box. Filters on a date are links only, no query.
     list_filter = [
@@ -275,11 +349,11 @@ class BookingAdmin(admin.ModelAdmin):
         ("created_at", admin.DateFieldListFilter),
         "show__screen",
     ]
-    # A booking id, a username or email, a show id, or the X-Request-ID of its submission:
+    # A booking id or reference, a username or email, a show id, or the X-Request-ID of its submission:
     # matched by get_search_results (these fields only make the admin show the search box).
-    search_fields = ["=id", "=user__username", "=user__email", "=show__id", "=request_id"]
+    search_fields = ["=id", "=reference", "=user__username", "=user__email", "=show__id", "=request_id"]
     search_help_text = (
-        "Booking id, username, user email, show id, or the request id (X-Request-ID) of a submission "
+        "Booking id, reference, username, user email, show id, or the request id (X-Request-ID) of a submission "
         f"of the last {selectors.REQUEST_ID_SEARCH_DAYS} days."
     )
     list_select_related = ["user", "show__movie", "show__screen"]
@@ -287,7 +361,7 @@ class BookingAdmin(admin.ModelAdmin):
     # from a scan of every booking's date).
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    inlines = [BookedSeatInline]
+    inlines = [BookingLineInline, BookedSeatInline]
     # Bookings change state only through the services (API, workers); the admin reads them.
     readonly_fields = [field.name for field in Booking._meta.fields]
 

@@ -7,19 +7,21 @@ Everything else goes through the ORM. The table names come from the models' meta
 never from input, and every value is a query parameter: hence the `nosec B608` marks.
 """
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
-from core.models import BookedSeat, Booking, Screen, Show
+from core.models import BookedSeat, Booking, Screen, Show, ShowPrice
 
 _BOOKING = Booking._meta.db_table
 _SEAT = BookedSeat._meta.db_table
 _SHOW = Show._meta.db_table
 _SCREEN = Screen._meta.db_table
+_PRICE = ShowPrice._meta.db_table
 
 # The columns a submission writes, in the order of insert_if_bookable's values.
 _INSERT_COLUMNS = (
@@ -34,7 +36,22 @@ _INSERT_COLUMNS = (
     "decide_attempts",
     "created_at",
     "request_id",
+    "tickets",
+    "seat_category",
+    "accessible",
 )
+_INSERT_PLACEHOLDERS = (
+    "%s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar, "
+    "%s::jsonb, %s::varchar, %s::boolean"
+)
+
+# The user's pending-bookings limit, checked race-free: a transaction-scoped advisory lock per
+# user, then the INSERT that counts the user's pending bookings. Sent as one query string,
+# the two statements run as one implicit transaction (committed at its end in autocommit,
+# so still one round trip), and the INSERT, a later statement, takes its snapshot after the
+# lock is held: it sees every pending booking that an earlier holder committed.
+_PENDING_LOCK = "SELECT pg_advisory_xact_lock(%s, %s); "
+_UNDER_PENDING_LIMIT = f"(SELECT count(*) FROM {_BOOKING} WHERE user_id = %s AND status = %s) < %s"  # noqa: S608  # nosec B608
 
 
 def queue_ahead_sql(*, show: str, sequence: str) -> str:
@@ -65,26 +82,29 @@ def queue_positions(*, show_ids: Sequence[int], sequences: Sequence[int]) -> lis
         return [position for (position,) in cursor.fetchall()]
 
 
-def seat_map_row(*, show_id: int) -> tuple[int, int, list[str]] | None:
-    """A show's (rows, seats per row, held seat labels) in one statement, or None."""
+def seat_map_row(*, show_id: int, with_prices: bool = False) -> tuple | None:
+    """A show's (rows, seats per row, held seat labels, premium rows, accessible seats,
+    companion seats, explicit prices or None) in one statement, or None. The prices (with
+    `with_prices`) are "type|category|amount" strings: text keeps the amounts exact."""
+    prices = (
+        f"ARRAY(SELECT p.ticket_type || '|' || p.seat_category || '|' || p.amount::text "  # noqa: S608  # nosec B608
+        f"FROM {_PRICE} p WHERE p.show_id = s.id)"
+        if with_prices
+        else "NULL"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {_SEAT} b "  # noqa: S608  # nosec B608
-            f"WHERE b.show_id = s.id) FROM {_SHOW} s JOIN {_SCREEN} c ON c.id = s.screen_id WHERE s.id = %s",
+            f"WHERE b.show_id = s.id), c.premium_rows, c.accessible_seats, c.companion_seats, {prices} "
+            f"FROM {_SHOW} s JOIN {_SCREEN} c ON c.id = s.screen_id WHERE s.id = %s",
             [show_id],
         )
         row = cursor.fetchone()
-    return (row[0], row[1], list(row[2])) if row else None
+    return (row[0], row[1], list(row[2]), row[3], row[4], row[5], row[6]) if row else None
 
 
-def insert_if_bookable(booking: Booking, *, bounds: tuple[int, int]) -> tuple[int, int] | None:
-    """Insert the pending row in the same statement that checks the show accepts it (exists,
-    is not cancelled, has not started, its screen has at least `bounds` rows and seats per
-    row); returns the new row's (sequence, queue position), or None when the show refused it.
-
-    The queue position is counted in the INSERT itself, on the statement's snapshot: the
-    bookings of the show committed as pending before this one."""
-    values: list[Any] = [
+def _insert_values(booking: Booking) -> list[Any]:
+    return [
         str(booking.id),
         booking.user_id,
         booking.show_id,
@@ -96,23 +116,81 @@ def insert_if_bookable(booking: Booking, *, bounds: tuple[int, int]) -> tuple[in
         booking.decide_attempts,
         booking.created_at,
         booking.request_id,
+        json.dumps(booking.tickets),
+        booking.seat_category,
+        booking.accessible,
     ]
+
+
+def _pending_limit_params(booking: Booking, *, namespace: int, limit: int) -> tuple[list[Any], list[Any]]:
+    """Parameters of _PENDING_LOCK and of _UNDER_PENDING_LIMIT."""
+    return [namespace, booking.user_id], [booking.user_id, str(Booking.Status.PENDING), limit]
+
+
+def insert_if_bookable(
+    booking: Booking, *, bounds: tuple[int, int], lock_namespace: int, pending_limit: int
+) -> tuple[int, int] | None:
+    """Insert the pending row in the same statement that checks the show accepts it (exists,
+    is not cancelled, has not started, its screen has at least `bounds` rows and seats per
+    row, no companion seat is asked for without a wheelchair space) and the user has fewer
+    than `pending_limit` bookings pending; returns the new row's (sequence, queue position),
+    or None when refused.
+
+    The queue position is counted in the INSERT itself, on the statement's snapshot: the
+    bookings of the show committed as pending before this one."""
+    lock_params, limit_params = _pending_limit_params(booking, namespace=lock_namespace, limit=pending_limit)
+    labels = list(booking.seats or [])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_BOOKING} AS b ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
-            "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar "
+            _PENDING_LOCK + f"INSERT INTO {_BOOKING} AS b ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"SELECT {_INSERT_PLACEHOLDERS} "
             f"FROM {_SHOW} s JOIN {_SCREEN} c ON c.id = s.screen_id "
             "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
+            "AND (NOT c.companion_seats && %s::varchar[] OR c.accessible_seats && %s::varchar[]) "
+            f"AND {_UNDER_PENDING_LIMIT} "
             f"RETURNING b.sequence, ({queue_ahead_sql(show='b.show_id', sequence='b.sequence')})",
-            [*values, booking.show_id, str(Show.Status.CANCELLED), booking.created_at, *bounds],
+            [
+                *lock_params,
+                *_insert_values(booking),
+                booking.show_id,
+                str(Show.Status.CANCELLED),
+                booking.created_at,
+                *bounds,
+                labels,
+                labels,
+                *limit_params,
+            ],
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
 
 
-def write_decisions(*, show_id: int, bookings: Sequence[Booking], held: Sequence[BookedSeat], now: datetime) -> None:
-    """Write a decided batch in two statements whatever its size: the held seats, then every
-    booking's outcome, from arrays unnested server-side."""
+def insert_pending(booking: Booking, *, lock_namespace: int, pending_limit: int) -> tuple[int, int] | None:
+    """Insert the pending row (the request and the show were just checked) unless the user
+    has `pending_limit` bookings pending; its (sequence, queue position), or None then."""
+    lock_params, limit_params = _pending_limit_params(booking, namespace=lock_namespace, limit=pending_limit)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PENDING_LOCK + f"INSERT INTO {_BOOKING} AS b ({', '.join(_INSERT_COLUMNS)}) "  # nosec B608
+            f"SELECT {_INSERT_PLACEHOLDERS} WHERE {_UNDER_PENDING_LIMIT} "
+            f"RETURNING b.sequence, ({queue_ahead_sql(show='b.show_id', sequence='b.sequence')})",
+            [*lock_params, *_insert_values(booking), *limit_params],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def write_decisions(
+    *,
+    show_id: int,
+    bookings: Sequence[Booking],
+    held: Sequence[BookedSeat],
+    now: datetime,
+    write_lines: Callable[[Any], None] | None = None,
+) -> None:
+    """Write a decided batch in three statements whatever its size: the held seats, the sold
+    lines (`write_lines(cursor)`), then every booking's outcome (with its reference, total
+    and currency), from arrays unnested server-side."""
     confirmed = Booking.Status.CONFIRMED
     with connection.cursor() as cursor:
         if held:
@@ -124,12 +202,16 @@ def write_decisions(*, show_id: int, bookings: Sequence[Booking], held: Sequence
                 "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
                 [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
             )
+            if write_lines is not None:
+                write_lines(cursor)
         # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
         cursor.execute(
             f"UPDATE {_BOOKING} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
             "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
-            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END "
-            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[]) AS v(id, status, reason, seats) "
+            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END, "
+            "reference = v.reference, total = v.total, currency = v.currency "
+            "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[], %s::varchar[], %s::numeric[], "
+            "%s::varchar[]) AS v(id, status, reason, seats, reference, total, currency) "
             "WHERE b.id = v.id",
             [
                 now,
@@ -140,5 +222,8 @@ def write_decisions(*, show_id: int, bookings: Sequence[Booking], held: Sequence
                 [str(b.status) for b in bookings],
                 [str(b.failure_reason) if b.failure_reason else None for b in bookings],
                 [",".join(b.seats) if b.status == confirmed else "" for b in bookings],
+                [b.reference if b.status == confirmed else None for b in bookings],
+                [b.total if b.status == confirmed else None for b in bookings],
+                [b.currency if b.status == confirmed else None for b in bookings],
             ],
         )

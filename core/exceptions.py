@@ -38,6 +38,13 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooManyRequests(DomainError):
+    """A per-user limit refuses the operation for now (HTTP 429 with Retry-After)."""
+
+    code = "too_many_requests"
+    retry_after = 1
+
+
 class DependencyUnavailable(DomainError):
     """PostgreSQL, Redis or the broker cannot be reached (HTTP 503)."""
 

@@ -7,6 +7,7 @@ them does.
 
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -16,12 +17,13 @@ from django.contrib.postgres.fields import (
     RangeOperators,
 )
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Func, Q
 from django.db.models.functions import Upper
 
-from core import seating
+from core import pricing, seating
 
 # The booking acceptance order comes from this PostgreSQL sequence (created in migration
 # 0001): nextval() is monotonic across every web process, unlike wall-clock timestamps.
@@ -62,6 +64,12 @@ class Screen(models.Model):
     seats_per_row = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(seating.MAX_SEATS_PER_ROW)]
     )
+    # Seat categories as arrays on the screen row: the decider and the seat map read a
+    # screen whole, in the one statement that reads its layout, and a screen marks a few
+    # rows and seats at most. Validated against the layout by clean() (seating.SeatCategories).
+    premium_rows = ArrayField(models.CharField(max_length=1), default=list, blank=True, db_default=[])
+    accessible_seats = ArrayField(models.CharField(max_length=4), default=list, blank=True, db_default=[])
+    companion_seats = ArrayField(models.CharField(max_length=4), default=list, blank=True, db_default=[])
 
     class Meta:
         ordering = ["name"]
@@ -79,6 +87,21 @@ class Screen(models.Model):
     @property
     def total_seats(self) -> int:
         return self.rows * self.seats_per_row
+
+    @property
+    def layout(self) -> seating.Layout:
+        return seating.Layout(self.rows, self.seats_per_row)
+
+    @property
+    def categories(self) -> seating.SeatCategories:
+        return seating.SeatCategories.of(self.premium_rows, self.accessible_seats, self.companion_seats)
+
+    def clean(self):
+        super().clean()
+        if self.rows and self.seats_per_row:
+            problems = self.categories.problems(self.layout)
+            if problems:
+                raise ValidationError(problems)
 
 
 class TsTzRange(Func):
@@ -128,6 +151,56 @@ class Show(models.Model):
     def end_for(*, starts_at, movie: Movie):
         return starts_at + timedelta(minutes=movie.duration_minutes)
 
+    @property
+    def currency(self) -> str:
+        return settings.BOOKING_CURRENCY
+
+    def price_list(self) -> pricing.PriceList:
+        """The show's prices: its explicit ShowPrice rows over the fallback. Uses the
+        `explicit_prices` annotation of core.selectors when present, else reads the rows."""
+        annotated = getattr(self, "explicit_prices", None)
+        if annotated is not None:
+            pairs = [entry.split("|") for entry in annotated]
+            explicit = {(t, c): Decimal(amount) for t, c, amount in pairs}
+        else:
+            explicit = {(row.ticket_type, row.seat_category): row.amount for row in self.prices.all()}
+        return pricing.PriceList(
+            base=self.price,
+            explicit=explicit,
+            premium_surcharge=pricing.money(settings.BOOKING_PREMIUM_SURCHARGE),
+        )
+
+    @property
+    def price_grid(self) -> list[dict]:
+        return self.price_list().grid()
+
+
+class ShowPrice(models.Model):
+    """An explicit price of one (ticket type, seat category) pair of a show; a pair without
+    a row costs what core.pricing's fallback says."""
+
+    TicketType = models.TextChoices("TicketType", [(t.upper(), t) for t in pricing.TICKET_TYPES])  # type: ignore[call-overload]
+    SeatCategory = models.TextChoices("SeatCategory", [(c.upper(), c) for c in seating.CATEGORIES])  # type: ignore[call-overload]
+
+    show = models.ForeignKey(Show, on_delete=models.CASCADE, related_name="prices", db_index=False)
+    ticket_type = models.CharField(max_length=16, choices=TicketType.choices)
+    seat_category = models.CharField(max_length=16, choices=SeatCategory.choices)
+    amount = models.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ordering = ["show", "ticket_type", "seat_category"]
+        constraints = [
+            models.UniqueConstraint(fields=["show", "ticket_type", "seat_category"], name="show_price_unique_pair"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="show_price_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(ticket_type__in=pricing.TICKET_TYPES), name="show_price_ticket_type_known"
+            ),
+            models.CheckConstraint(condition=Q(seat_category__in=seating.CATEGORIES), name="show_price_category_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.show_id}: {self.ticket_type}/{self.seat_category} {self.amount}"
+
 
 class Booking(models.Model):
     class Status(models.TextChoices):
@@ -142,6 +215,8 @@ class Booking(models.Model):
         SHOW_STARTED = "show_started"
         SHOW_CANCELLED = "show_cancelled"
         PROCESSING_ERROR = "processing_error"
+        # The user would hold more than BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show.
+        LIMIT_EXCEEDED = "limit_exceeded"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No single-column indexes on the foreign keys: the composite indexes below lead with
@@ -173,6 +248,17 @@ class Booking(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Selling (all with database defaults, so that a v1 insert that names none still works).
+    # Ticket counts by type ({} = every ticket adult), and the best-available preferences.
+    tickets = models.JSONField(default=dict, blank=True, db_default={})
+    seat_category = models.CharField(
+        max_length=16, choices=ShowPrice.SeatCategory.choices, default="standard", db_default="standard"
+    )
+    accessible = models.BooleanField(default=False, db_default=False)
+    # Written in the transaction that confirms the booking; prices are fixed then.
+    reference = models.CharField(max_length=8, null=True, blank=True)  # noqa: DJ001
+    total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
 
     # Not a column: how many bookings of its show are ahead of a pending booking changes
     # with every decision, so the selectors and booking_submit count it when they read the
@@ -188,6 +274,12 @@ class Booking(models.Model):
                 name="booking_idempotency_key_per_user",
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="booking_quantity_positive"),
+            # Short references are drawn at random: this refuses a duplicate, and the
+            # decider draws again (core/services/selling.py).
+            # Partial: only confirmed bookings have one, so no other booking adds an entry.
+            models.UniqueConstraint(
+                fields=["reference"], condition=Q(reference__isnull=False), name="booking_reference_unique"
+            ),
             models.CheckConstraint(
                 condition=~Q(status="failed") | Q(failure_reason__isnull=False),
                 name="booking_failed_has_reason",
@@ -202,6 +294,8 @@ class Booking(models.Model):
             # The admin's list, newest first, a page at a time: without it every page sorts
             # the whole table.
             models.Index(fields=["-created_at"], name="booking_created_idx"),
+            # A user's pending bookings, counted against BOOKING_MAX_PENDING_PER_USER on submit.
+            models.Index(fields=["user"], condition=Q(status="pending"), name="booking_pending_user_idx"),
         ]
 
     def __str__(self) -> str:
@@ -210,6 +304,24 @@ class Booking(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status != self.Status.PENDING
+
+    @property
+    def ticket_counts(self) -> dict[str, int]:
+        """Every ticket type's count; a request that gave none is all adult."""
+        given = self.tickets or {pricing.ADULT: self.quantity}
+        return {t: given.get(t, 0) for t in pricing.TICKET_TYPES}
+
+    @property
+    def currency_code(self) -> str:
+        """The currency of `total`: the deployment's, recorded when the booking was confirmed."""
+        return self.currency or settings.BOOKING_CURRENCY
+
+    @property
+    def sold_lines(self) -> list["BookingLine"]:
+        """The lines of a confirmed (or later cancelled) booking; no query for any other."""
+        if self.reference is None:
+            return []
+        return list(self.lines.all())
 
 
 class BookedSeat(models.Model):
@@ -233,6 +345,28 @@ class BookedSeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.show_id}:{self.seat_label}"
+
+
+class BookingLine(models.Model):
+    """One seat of a decided booking as sold: its category, ticket type and price, fixed
+    when the booking was decided. Unlike BookedSeat (deleted when the seat is freed), lines
+    stay with a cancelled booking as the record of what was sold."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="lines")
+    seat_label = models.CharField(max_length=4)
+    seat_category = models.CharField(max_length=16, choices=ShowPrice.SeatCategory.choices)
+    ticket_type = models.CharField(max_length=16, choices=ShowPrice.TicketType.choices)
+    amount = models.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ordering = ["booking", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "seat_label"], name="booking_line_unique_seat"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="booking_line_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id}:{self.seat_label} {self.ticket_type} {self.amount}"
 
 
 class RefreshTokenFamily(models.Model):

@@ -6,15 +6,16 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
-from core import booking_sql
+from core import booking_sql, references
 from core.exceptions import NotFound
-from core.models import BookedSeat, Booking, Movie, Screen, Show
-from core.seating import Layout
+from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.seating import Layout, SeatCategories
 
 MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
 
@@ -60,6 +61,18 @@ def screen_list() -> QuerySet[Screen]:
     return Screen.objects.order_by("name", "id")
 
 
+def with_explicit_prices(shows: QuerySet[Show]) -> QuerySet[Show]:
+    """Annotate each show's explicit prices (read by Show.price_list) in the same statement,
+    as "type|category|amount" strings: text keeps the amounts exact decimals, and a prefetch
+    would be one more query per page or per decided batch."""
+    prices = (
+        ShowPrice.objects.filter(show_id=OuterRef("pk"))
+        .order_by()
+        .values(p=Concat("ticket_type", Value("|"), "seat_category", Value("|"), Cast("amount", CharField())))
+    )
+    return shows.annotate(explicit_prices=ArraySubquery(prices))
+
+
 def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
     """Annotate total_seats and available_seats (one COUNT subquery per show, on an index)."""
     held = (
@@ -69,7 +82,7 @@ def _with_availability(shows: QuerySet[Show]) -> QuerySet[Show]:
         .annotate(n=Count("*"))
         .values("n")
     )
-    return shows.select_related("screen").annotate(
+    return with_explicit_prices(shows.select_related("screen")).annotate(
         total_seats=F("screen__rows") * F("screen__seats_per_row"),
         available_seats=F("screen__rows") * F("screen__seats_per_row")
         - Coalesce(Subquery(held, output_field=IntegerField()), Value(0)),
@@ -106,24 +119,34 @@ def show_get(*, show_id: int) -> Show:
     return show
 
 
-def show_layout_and_held(*, show_id: int) -> tuple[Layout, set[str]]:
-    """A show's screen layout and the labels of its held seats (one statement,
-    core/booking_sql.py). Raises NotFound.
+def show_screen_and_held(
+    *, show_id: int, with_prices: bool = False
+) -> tuple[Layout, set[str], SeatCategories, list[str] | None]:
+    """A show's screen layout, the labels of its held seats, its seat categories and (with
+    `with_prices`) its explicit prices as "type|category|amount" strings (see
+    with_explicit_prices), in one statement (core/booking_sql.py). Raises NotFound.
 
-    The decider calls it once it holds the show's lock, so that a screen resized while it
-    waited is read as it is now: a join in the locking statement would keep the screen row
-    of that statement's snapshot."""
-    row = booking_sql.seat_map_row(show_id=show_id)
+    The decider calls it once it holds the show's lock, so that a screen resized or a price
+    changed while it waited is read as it is now: a join in the locking statement would
+    keep the rows of that statement's snapshot."""
+    row = booking_sql.seat_map_row(show_id=show_id, with_prices=with_prices)
     if row is None:
         raise NotFound("Show not found.")
-    return Layout(row[0], row[1]), set(row[2])
+    return Layout(row[0], row[1]), set(row[2]), SeatCategories.of(row[3], row[4], row[5]), row[6]
 
 
 def show_seat_map(*, show_id: int) -> dict:
-    """The seat map of a show: its layout and held seats (one statement)."""
-    layout, held = show_layout_and_held(show_id=show_id)
+    """The seat map of a show: its layout, seat categories and held seats (one statement)."""
+    layout, held, categories, _ = show_screen_and_held(show_id=show_id)
+    category_of = (lambda label: "standard") if categories.all_standard else categories.category_of
     seats = [
-        {"label": label, "row": letter, "number": number, "available": label not in held}
+        {
+            "label": label,
+            "row": letter,
+            "number": number,
+            "available": label not in held,
+            "category": category_of(label),
+        }
         for label, letter, number in layout.seats()
     ]
     return {"show": show_id, "total": layout.total, "available": layout.total - len(held), "seats": seats}
@@ -158,14 +181,23 @@ def bookings_set_queue_positions(*, bookings: Sequence[Booking]) -> None:
         booking.queue_position = position
 
 
-def booking_list(*, user, owner_id: int | None = None, status: str | None = None) -> QuerySet[Booking]:
-    """Bookings newest first: the caller's own, or (staff, or the owner) those of `owner_id`."""
+def booking_list(
+    *, user, owner_id: int | None = None, status: str | None = None, reference: str | None = None
+) -> QuerySet[Booking]:
+    """Bookings newest first: the caller's own, or (staff, or the owner) those of `owner_id`.
+    With `reference` (as a person types it), the booking with that reference: among the
+    caller's own, or for staff (the box office) among everyone's."""
     if owner_id is not None and owner_id != user.pk and not user.is_staff:
         raise NotFound("User not found.")
-    bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
+    if reference is not None:
+        bookings = bookings_visible_to(user=user) if owner_id is None else Booking.objects.filter(user_id=owner_id)
+        bookings = bookings.filter(reference=references.normalise(reference) or "")
+    else:
+        bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
     if status:
         bookings = bookings.filter(status=status)
-    return bookings.order_by("-created_at", "-sequence")
+    # The lines of the page's bookings in one more query, not one per booking.
+    return bookings.prefetch_related("lines").order_by("-created_at", "-sequence")
 
 
 def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:
@@ -215,7 +247,7 @@ REQUEST_ID_SEARCH_DAYS = 7
 
 
 def booking_search_q(term: str) -> Q:
-    """The bookings an operator's search term names: its booking id, its show's id, a user's
+    """The bookings an operator's search term names: its booking id or reference, its show's id, a user's
     exact username or email, or the request id of a submission of the last
     REQUEST_ID_SEARCH_DAYS days. Each alternative is read from an index of core_booking (a
     user is looked up first), so a search costs a few index reads at any table size."""
@@ -226,6 +258,8 @@ def booking_search_q(term: str) -> Q:
         match |= Q(pk=uuid.UUID(term))
     if term.isascii() and term.isdigit() and int(term) < 2**63:
         match |= Q(show_id=int(term))
+    if reference := references.normalise(term):
+        match |= Q(reference=reference)
     users = get_user_model().objects.filter(Q(username=term) | Q(email__iexact=term))
     user_ids = list(users.values_list("pk", flat=True)[:100])
     if user_ids:

@@ -14,6 +14,9 @@ os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_AUTH", "100000/min")
 os.environ.setdefault("THROTTLE_LOGIN_USERNAME", "100000/min")
 os.environ.setdefault("CACHE_KEY_PREFIX", "booking-test")
+# Tests submit many bookings per user before any is decided; the pending limit has tests of
+# its own (tests/test_services_selling.py), which set it.
+os.environ.setdefault("BOOKING_MAX_PENDING_PER_USER", "1000")
 METRICS_DIR_PREFIX = "booking-test-metrics-"
 # The test process and the gunicorn/Celery subprocesses it starts (which inherit the
 # environment) count metrics into one directory of their own; conftest removes it.

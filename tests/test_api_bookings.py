@@ -23,6 +23,14 @@ BOOKING_FIELDS = {
     "confirmed_at",
     "cancelled_at",
     "queue_position",
+    # Selling (CONTRACT.md, additive)
+    "tickets",
+    "seat_category",
+    "accessible",
+    "reference",
+    "total",
+    "currency",
+    "lines",
 }
 
 

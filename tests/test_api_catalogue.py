@@ -191,7 +191,7 @@ def test_seat_map(api, show, user, django_assert_max_num_queries):
     assert body["show"] == show.pk
     assert body["total"] == 40
     assert body["available"] == 39
-    assert body["seats"][0] == {"label": "A1", "row": "A", "number": 1, "available": True}
+    assert body["seats"][0] == {"label": "A1", "row": "A", "number": 1, "available": True, "category": "standard"}
     assert [s["label"] for s in body["seats"] if not s["available"]] == ["B3"]
     assert body["seats"][-1]["label"] == "E8"
 

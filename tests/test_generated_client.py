@@ -305,6 +305,13 @@ const pending: Booking = {
   confirmed_at: null,
   cancelled_at: null,
   queue_position: 0,
+  tickets: { adult: 2, child: 0, senior: 0, student: 0 },
+  seat_category: "standard",
+  accessible: false,
+  reference: null,
+  total: null,
+  currency: "EUR",
+  lines: [],
 };
 // @ts-expect-error an unknown failure reason is not a booking's
 export const bogus: Booking = { ...pending, failure_reason: "bogus" };

@@ -47,6 +47,8 @@ def test_a_correct_show_has_no_violations(decided):
         ("UPDATE core_booking SET failure_reason = 'show_started' WHERE failure_reason = 'sold_out'", "unexpected"),
         ("DELETE FROM core_bookedseat WHERE seat_label IN ('A3', 'A4')", "while 2 are still free"),
         ("UPDATE core_booking SET decided_at = decided_at - interval '1 hour' WHERE quantity = 1", "decision order"),
+        ("UPDATE core_booking SET total = total + 1 WHERE status = 'confirmed'", "reference, lines or total"),
+        ("UPDATE core_bookingline SET amount = amount + 1", "line at"),
     ],
 )
 def test_each_broken_guarantee_is_named(decided, corruption, named):

@@ -25,6 +25,13 @@ PENDING = {
     "confirmed_at": None,
     "cancelled_at": None,
     "queue_position": 0,
+    "tickets": {"adult": 2, "child": 0, "senior": 0, "student": 0},
+    "seat_category": "standard",
+    "accessible": False,
+    "reference": None,
+    "total": None,
+    "currency": "EUR",
+    "lines": [],
 }
 ERROR = {"code": "not_found", "message": "Not found.", "details": {}}
 

@@ -13,7 +13,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from booking_api.config import api, log_config, secrets_policy
+from booking_api.config import api, booking, log_config, secrets_policy
+from booking_api.config.booking import *  # noqa: F403  (the BOOKING_* settings)
 from booking_api.config.envfile import load_env_file
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -158,41 +159,7 @@ SIMPLE_JWT = api.simple_jwt(env, secret_key=SECRET_KEY)
 REST_FRAMEWORK = api.rest_framework(env)
 SWAGGER_SETTINGS = api.SWAGGER_SETTINGS
 
-# --- Bookings ---------------------------------------------------------------------------
-
-BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
-# Seconds a client is told to wait before polling a pending booking again.
-BOOKING_POLL_RETRY_AFTER = env.int("BOOKING_POLL_RETRY_AFTER", default=1)
-# A booking further back is told to wait its expected turn (queue position / this estimate
-# of a show's decisions per second), up to the cap, so that it polls less (core/polling.py).
-BOOKING_POLL_DECISIONS_PER_SECOND = env.float("BOOKING_POLL_DECISIONS_PER_SECOND", default=500.0)
-BOOKING_POLL_RETRY_AFTER_MAX = env.int("BOOKING_POLL_RETRY_AFTER_MAX", default=10)
-# A queue position is counted one booking ahead at a time: this bounds what a submission or
-# a poll pays in a deep backlog (positions past it read as this value). The default is where
-# the Retry-After above stops growing (10 s x 500/s).
-BOOKING_QUEUE_POSITION_LIMIT = env.int("BOOKING_QUEUE_POSITION_LIMIT", default=5000)
-# Bookings decided per database transaction by the per-show drain.
-BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
-# The per-show Redis lock expires on its own if its holder dies; the holder extends it
-# before every batch, so it only needs to outlive one batch.
-BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
-# A drain that finds its show empty waits this long for the next booking before it lets go
-# (only while no other show's wake-up is queued): during a sale the bookings then join the
-# running drain instead of each publishing a wake-up and running a task of its own.
-BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
-# A drain that has held its worker this long while another show's wake-up waits queues its
-# show again and lets go, so that a show fed without pause cannot starve the others.
-BOOKING_DRAIN_TURN_SECONDS = env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
-# A booking still pending this long after acceptance is re-queued by the recovery job.
-BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
-BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
-# A booking whose decision raised this many times is failed instead of blocking its show.
-BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
-# Retention: the bookings of shows that started more than this many days ago (a year: a
-# customer's recent history and a season's reports stay) are deleted with their seats by
-# an hourly job, BOOKING_RETENTION_BATCH per transaction; 0 keeps them all.
-BOOKING_RETENTION_DAYS = env.int("BOOKING_RETENTION_DAYS", default=365)
-BOOKING_RETENTION_BATCH = env.int("BOOKING_RETENTION_BATCH", default=5000)
+# --- Bookings and selling: config/booking.py (imported above) -----------------------------
 
 # --- Metrics ----------------------------------------------------------------------------
 
@@ -263,9 +230,9 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
     "recover-pending-bookings": {
         "task": "maintenance.recover_pending_bookings",
-        "schedule": BOOKING_RECOVERY_INTERVAL_SECONDS,
+        "schedule": booking.BOOKING_RECOVERY_INTERVAL_SECONDS,
         # A sweep that could not run in time is pointless once the next one is due.
-        "options": {"expires": BOOKING_RECOVERY_INTERVAL_SECONDS},
+        "options": {"expires": booking.BOOKING_RECOVERY_INTERVAL_SECONDS},
     },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.

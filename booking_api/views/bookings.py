@@ -12,6 +12,7 @@ from booking_api.serializers import (
     BookingCreateInputSerializer,
     BookingListQuerySerializer,
     BookingOutputSerializer,
+    ErrorSerializer,
     booking_create_input,
     booking_representation,
 )
@@ -50,6 +51,16 @@ BOOKING_ACCEPTED = openapi.Response(
 )
 
 
+BOOKINGS_CREATE_DESCRIPTION = (
+    "Submit a booking: exact `seats`, or a `quantity` of best available seats (within `seat_category`, "
+    "standard by default; with `accessible: true`, a wheelchair space first, then its companion seats). "
+    "`tickets` counts ticket types (default all adult). A companion seat needs a wheelchair space in the "
+    "same booking (400). The worker decides it in acceptance order: confirmed with `reference`, `total`, "
+    "`currency` and `lines` (prices fixed then), or failed with `failure_reason` (`seats_unavailable`, "
+    "`sold_out`, `limit_exceeded` past BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show, ...)."
+)
+
+
 def _idempotency_key(request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -77,10 +88,20 @@ def _set_queue_positions(page) -> None:
 class BookingListCreateApi(BaseApi):
     @swagger_auto_schema(
         operation_id="bookings_create",
+        operation_description=BOOKINGS_CREATE_DESCRIPTION,
         tags=TAGS,
         request_body=BookingCreateInputSerializer,
         manual_parameters=[IDEMPOTENCY_HEADER],
-        responses={202: BOOKING_ACCEPTED, **errors(400, 401, 409, 429, 503)},
+        responses={
+            202: BOOKING_ACCEPTED,
+            **errors(400, 401, 409, 503),
+            429: openapi.Response(
+                "`too_many_pending`: the caller already has BOOKING_MAX_PENDING_PER_USER bookings pending; "
+                "or the rate limit (`throttled`). Retry after Retry-After.",
+                ErrorSerializer,
+                headers={"Retry-After": {"type": "integer", "description": "Seconds to wait before trying again."}},
+            ),
+        },
     )
     def post(self, request):
         data = booking_create_input(request.data)
@@ -90,6 +111,9 @@ class BookingListCreateApi(BaseApi):
             seats=data.get("seats"),
             quantity=data.get("quantity"),
             idempotency_key=_idempotency_key(request),
+            tickets=data.get("tickets"),
+            seat_category=data.get("seat_category"),
+            accessible=data.get("accessible", False),
         )
         response = _booking_response(booking, http_status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/bookings/{booking.pk}"
@@ -104,7 +128,9 @@ class BookingListCreateApi(BaseApi):
     )
     def get(self, request):
         params = valid_query(BookingListQuerySerializer, request)
-        bookings = selectors.booking_list(user=request.user, status=params.get("status"))
+        bookings = selectors.booking_list(
+            user=request.user, status=params.get("status"), reference=params.get("reference")
+        )
         return _booking_page(request, self, bookings)
 
 
@@ -139,7 +165,9 @@ class UserBookingListApi(BaseApi):
     )
     def get(self, request, user_id: int):
         params = valid_query(BookingListQuerySerializer, request)
-        bookings = selectors.booking_list(user=request.user, owner_id=user_id, status=params.get("status"))
+        bookings = selectors.booking_list(
+            user=request.user, owner_id=user_id, status=params.get("status"), reference=params.get("reference")
+        )
         return _booking_page(request, self, bookings)
 
 

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, ValidationFailed
-from core.models import BookedSeat, Booking, Movie, Screen, Show
+from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
 
 logger = logging.getLogger("core.catalogue")
@@ -111,11 +112,30 @@ def movie_delete(*, movie: Movie) -> None:
 
 
 @transaction.atomic
-def screen_create(*, name: str, rows: int, seats_per_row: int) -> Screen:
-    """Create a screen; its seats are labelled A1 .. by row letter and number."""
+def screen_create(
+    *,
+    name: str,
+    rows: int,
+    seats_per_row: int,
+    premium_rows: list[str] | None = None,
+    accessible_seats: list[str] | None = None,
+    companion_seats: list[str] | None = None,
+) -> Screen:
+    """Create a screen; its seats are labelled A1 .. by row letter and number, and are
+    standard unless marked premium (whole rows), accessible or companion."""
     if Screen.objects.filter(name__iexact=name).exists():
         raise ValidationFailed("Screen name taken.", details={"name": ["A screen with this name exists."]})
-    screen = Screen(name=name, rows=rows, seats_per_row=seats_per_row)
+    screen = Screen(
+        name=name,
+        rows=rows,
+        seats_per_row=seats_per_row,
+        premium_rows=list(premium_rows or []),
+        accessible_seats=list(accessible_seats or []),
+        companion_seats=list(companion_seats or []),
+    )
+    problems = SeatCategories.of(premium_rows, accessible_seats, companion_seats).problems(screen.layout)
+    if problems:
+        raise ValidationFailed("Invalid seat categories.", details=problems)
     screen.full_clean()
     screen.save()
     return screen
@@ -139,6 +159,11 @@ def screen_update(*, screen: Screen, **fields) -> Screen:
             raise ValidationFailed(message, details={"rows": [message], "seats_per_row": [message]})
     for field, value in fields.items():
         setattr(screen, field, value)
+    # The seat categories must fit the (new) layout; a booking already decided keeps the
+    # categories and prices it was sold at.
+    problems = screen.categories.problems(screen.layout)
+    if problems:
+        raise ValidationFailed("Invalid seat categories.", details=problems)
     screen.full_clean()
     screen.save()
     return screen
@@ -187,11 +212,32 @@ def _save_show(show: Show) -> Show:
     return show
 
 
+def _set_prices(show: Show, prices: list[dict]) -> None:
+    """Replace the show's explicit prices; a pair listed twice is a 400."""
+    pairs = [(p["ticket_type"], p["seat_category"]) for p in prices]
+    if len(set(pairs)) != len(pairs):
+        raise ValidationFailed(
+            "A price is listed twice.", details={"prices": ["Each (ticket_type, seat_category) pair at most once."]}
+        )
+    ShowPrice.objects.filter(show=show).delete()
+    ShowPrice.objects.bulk_create(
+        ShowPrice(show=show, ticket_type=t, seat_category=c, amount=p["amount"])
+        for (t, c), p in zip(pairs, prices, strict=True)
+    )
+
+
 @transaction.atomic
-def show_create(*, movie: Movie, screen: Screen, starts_at: datetime, price: Decimal) -> Show:
-    """Schedule a show; it ends when the movie does. Raises ValidationFailed on overlap."""
+def show_create(
+    *, movie: Movie, screen: Screen, starts_at: datetime, price: Decimal, prices: list[dict] | None = None
+) -> Show:
+    """Schedule a show; it ends when the movie does. Raises ValidationFailed on overlap.
+    `prices` lists explicit (ticket_type, seat_category, amount) prices; other pairs follow
+    core.pricing's fallback from `price` (adult, standard)."""
     movie = _active_movie(movie.pk)
-    return _save_show(Show(movie=movie, screen=screen, starts_at=starts_at, price=price))
+    show = _save_show(Show(movie=movie, screen=screen, starts_at=starts_at, price=price))
+    if prices:
+        _set_prices(show, prices)
+    return show
 
 
 def _active_movie(movie_id: int) -> Movie:
@@ -222,6 +268,10 @@ def show_update(*, show: Show, **fields) -> Show:
     elif "status" in fields and fields["status"] != show.status:
         raise Conflict("A cancelled show cannot be scheduled again.", code="show_cancelled")
     fields.pop("status", None)
+    # Prices given replace the show's explicit ones; bookings already decided keep theirs.
+    prices = fields.pop("prices", None)
+    if prices is not None:
+        _set_prices(show, prices)
     moves = {
         name for name in ("movie", "screen", "starts_at") if name in fields and fields[name] != getattr(show, name)
     }

@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from core import booking_sql, db_errors, metrics
 from core.models import BookedSeat, Booking, Show
-from core.seating import SeatAllocator
-from core.selectors import show_layout_and_held
+from core.selectors import show_screen_and_held
+from core.services import selling
 
 logger = logging.getLogger("core.bookings")
 
@@ -56,22 +56,22 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
             fail(booking, Reason.SHOW_STARTED, now)
         return []
 
-    layout, taken = show_layout_and_held(show_id=show.pk)
-    allocator = SeatAllocator(layout, taken)
+    # Layout, held seats, seat categories and prices in one statement, read once the show's
+    # lock is held. Seat categories, per-user limits and prices: core/services/selling.py.
+    layout, taken, categories, prices = show_screen_and_held(show_id=show.pk, with_prices=True)
+    show.explicit_prices = prices  # type: ignore[attr-defined]  # read by Show.price_list
+    seller = selling.Seller(show=show, bookings=bookings, layout=layout, categories=categories)
+    allocator = seller.allocator(taken)
     held: list[BookedSeat] = []
     for booking in bookings:
-        if booking.seats:
-            labels = booking.seats if allocator.take_exact(booking.seats) else None
-            reason = Reason.SEATS_UNAVAILABLE
-        else:
-            labels = allocator.take_best(booking.quantity)
-            reason = Reason.SOLD_OUT
+        labels, reason = seller.take(booking, allocator)
         if labels is None:
             fail(booking, reason, now)
             continue
         booking.status = Status.CONFIRMED
         booking.seats = labels
         booking.decided_at = booking.confirmed_at = now
+        seller.sell(booking, labels, allocator)
         held.extend(BookedSeat(show_id=show.pk, seat_label=label, booking_id=booking.pk) for label in labels)
     return held
 
@@ -111,13 +111,30 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "decided_at",
             "confirmed_at",
             "request_id",
+            "user_id",
+            "tickets",
+            "seat_category",
+            "accessible",
+            "reference",
+            "total",
+            "currency",
         )[:limit]
     )
     if not bookings:
         return []
     now = timezone.now()
     held = _decide(bookings=bookings, show=show, now=now)
-    booking_sql.write_decisions(show_id=show_id, bookings=bookings, held=held, now=now)
+    # A reference drawn twice is drawn again (selling.with_unique_references).
+    selling.with_unique_references(
+        lambda: booking_sql.write_decisions(
+            show_id=show_id,
+            bookings=bookings,
+            held=held,
+            now=now,
+            write_lines=lambda cursor: selling.write_sales(cursor, bookings),
+        ),
+        bookings,
+    )
     transaction.on_commit(lambda: metrics.bookings_decided(bookings, now=now))
     for booking in bookings:
         logger.info(

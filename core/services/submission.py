@@ -19,8 +19,9 @@ from core import booking_sql, decision_queue, metrics
 from core.context import current_request_id
 from core.exceptions import Conflict, ValidationFailed
 from core.models import Booking, Show
-from core.seating import Layout, label_position
+from core.seating import STANDARD, Layout, SeatCategories, label_position
 from core.selectors import bookings_set_queue_positions
+from core.services import selling
 
 logger = logging.getLogger("core.bookings")
 
@@ -32,15 +33,30 @@ def booking_submit(
     seats: Sequence[str] | None = None,
     quantity: int | None = None,
     idempotency_key: str | None = None,
+    tickets: dict[str, int] | None = None,
+    seat_category: str | None = None,
+    accessible: bool = False,
 ) -> tuple[Booking, bool]:
     """Accept a booking request: validate it and write a `pending` row.
 
     Returns (booking, created). A replay of an Idempotency-Key returns the original booking
     with created=False. The show is woken only after the row is committed, so a worker
-    never sees a booking that could still roll back.
-    Raises ValidationFailed (400) or Conflict (409, key reused with another body).
+    never sees a booking that could still roll back. `tickets`, `seat_category` and
+    `accessible` are the selling fields (core/services/selling.py).
+    Raises ValidationFailed (400), TooManyPending (429: the user has
+    BOOKING_MAX_PENDING_PER_USER bookings pending) or Conflict (409, key reused with another body).
     """
-    fingerprint = _fingerprint(show_id=show_id, seats=seats, quantity=quantity)
+    fingerprint = _fingerprint(
+        show_id=show_id,
+        seats=seats,
+        quantity=quantity,
+        tickets=tickets,
+        seat_category=seat_category,
+        accessible=accessible,
+    )
+    selling_errors = selling.request_problems(
+        seats=seats, quantity=quantity, tickets=tickets, seat_category=seat_category, accessible=accessible
+    )
     booking = Booking(
         user_id=user_id,
         show_id=show_id,
@@ -50,14 +66,17 @@ def booking_submit(
         request_fingerprint=fingerprint,
         request_id=current_request_id() or "",
         created_at=timezone.now(),
+        tickets=selling.normalised_tickets(tickets) if not selling_errors else {},
+        seat_category=seat_category or STANDARD,
+        accessible=bool(accessible),
     )
     try:
         with _one_statement_each():
-            _insert(booking, seats=seats, quantity=quantity)
+            _insert(booking, seats=seats, quantity=quantity, selling_errors=selling_errors)
         # Woken once the row is committed: at once in autocommit, or when the caller's
         # transaction commits.
         transaction.on_commit(lambda: decision_queue.wake_show(show_id=show_id, booking_id=booking.id))
-    except ValidationFailed:
+    except (ValidationFailed, selling.TooManyPending):
         # A replay is answered with the original booking even once the request would no
         # longer be accepted (the show has started since, say).
         replay = idempotency_key and _find_replay(
@@ -83,22 +102,30 @@ def booking_submit(
     return booking, True
 
 
-def _insert(booking: Booking, *, seats: Sequence[str] | None, quantity: int | None) -> None:
-    """Insert the row if the request and the show accept it; raise ValidationFailed otherwise."""
+def _insert(
+    booking: Booking, *, seats: Sequence[str] | None, quantity: int | None, selling_errors: dict[str, list[str]]
+) -> None:
+    """Insert the row if the request, the show and the user's pending limit accept it; raise
+    ValidationFailed or TooManyPending otherwise."""
     errors, bounds = _request_errors(seats=seats, quantity=quantity)
-    if bounds is not None:
-        inserted = booking_sql.insert_if_bookable(booking, bounds=bounds)
+    errors = {**selling_errors, **errors}
+    limits = {"lock_namespace": selling.PENDING_LOCK_NAMESPACE, "pending_limit": settings.BOOKING_MAX_PENDING_PER_USER}
+    if bounds is not None and not selling_errors:
+        inserted = booking_sql.insert_if_bookable(booking, bounds=bounds, **limits)
         if inserted is not None:
             _mark_inserted(booking, *inserted)
             return
-    # Refused: say exactly why. Should the show have changed in between and now accept the
-    # request, the row goes in after all.
+    # Refused by the show or its layout, by the user's pending limit, or invalid on its face:
+    # say exactly why. Should the show have changed in between and now accept the request,
+    # the row goes in after all (still under the pending limit).
     show = Show.objects.select_related("screen").filter(pk=booking.show_id).first()
     _add_show_errors(errors, show, seats=seats)
     if errors:
         raise ValidationFailed("The booking request is invalid.", details=errors)
-    booking.save(force_insert=True)
-    bookings_set_queue_positions(bookings=[booking])
+    inserted = booking_sql.insert_pending(booking, **limits)
+    if inserted is None:
+        raise selling.TooManyPending(settings.BOOKING_MAX_PENDING_PER_USER)
+    _mark_inserted(booking, *inserted)
 
 
 def _request_errors(
@@ -136,8 +163,11 @@ def _add_show_errors(errors: dict[str, list[str]], show: Show | None, *, seats: 
     if seats and not errors.keys() & {"seats", "non_field_errors"}:
         layout = Layout(show.screen.rows, show.screen.seats_per_row)
         unknown = [label for label in seats if layout.parse(label) is None]
+        categories = SeatCategories.of((), show.screen.accessible_seats, show.screen.companion_seats)
         if unknown:
             errors["seats"] = [f"Not a seat of this screen: {', '.join(unknown)}."]
+        elif problem := selling.companion_problem(seats, categories):
+            errors["seats"] = [problem]
 
 
 def _mark_inserted(booking: Booking, sequence: int, queue_position: int) -> None:
@@ -148,9 +178,16 @@ def _mark_inserted(booking: Booking, sequence: int, queue_position: int) -> None
     booking._state.db = connection.alias
 
 
-def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | None) -> str:
-    body = json.dumps({"show": show_id, "seats": list(seats) if seats is not None else None, "quantity": quantity})
-    return hashlib.sha256(body.encode()).hexdigest()
+def _fingerprint(*, show_id: int, seats: Sequence[str] | None, quantity: int | None, **selling_fields) -> str:
+    listed = list(seats) if seats is not None else None
+    body: dict[str, object] = {"show": show_id, "seats": listed, "quantity": quantity}
+    # The selling fields only when given: a request without them keeps the digest it always
+    # had. Ticket counts in a fixed order, so that the same counts sent in another order are
+    # the same body.
+    body.update({name: value for name, value in selling_fields.items() if value not in (None, False)})
+    if isinstance(tickets := body.get("tickets"), dict):
+        body["tickets"] = dict(sorted(tickets.items()))
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
 def _find_replay(*, user_id: int, idempotency_key: str, fingerprint: str) -> Booking | None:

@@ -104,14 +104,24 @@ class FaultStack:
         return [str(AccessToken.for_user(SimpleNamespace(id=pk, is_active=True, password="!"))) for pk in ids]
 
     def create_show(self, *, rows: int, seats_per_row: int) -> dict:
-        """A movie, a screen and a show tomorrow, created over HTTP by a staff user."""
+        """A movie, a screen and a show tomorrow, created over HTTP by a staff user. The screen
+        sells like a cinema's (see seat_categories) and the show has a child price."""
         (token,) = self.tokens(1, staff=True)
         name = uuid.uuid4().hex[:10]
         with httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as c:
             movie = _ok(c.post("/api/v1/movies", json={"title": f"Movie {name}", "duration_minutes": 100}))
-            screen = _ok(c.post("/api/v1/screens", json={"name": name, "rows": rows, "seats_per_row": seats_per_row}))
+            marks = seat_categories(rows, seats_per_row)
+            screen = _ok(
+                c.post("/api/v1/screens", json={"name": name, "rows": rows, "seats_per_row": seats_per_row, **marks})
+            )
             starts_at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-            show = {"movie": movie["id"], "screen": screen["id"], "starts_at": starts_at, "price": "9.50"}
+            show = {
+                "movie": movie["id"],
+                "screen": screen["id"],
+                "starts_at": starts_at,
+                "price": "9.50",
+                "prices": [{"ticket_type": "child", "seat_category": "standard", "amount": "6.00"}],
+            }
             return _ok(c.post("/api/v1/shows", json=show))
 
 
@@ -120,9 +130,35 @@ def _ok(response: httpx.Response) -> dict:
     return response.json()
 
 
+def seat_categories(rows: int, seats_per_row: int) -> dict:
+    """A cinema's marks: the back row premium, a wheelchair space with its companion seat at
+    the front (on screens large enough to keep most seats standard)."""
+    if rows < 3 or seats_per_row < 4:
+        return {}
+    return {"premium_rows": [chr(ord("A") + rows - 1)], "accessible_seats": ["A1"], "companion_seats": ["A2"]}
+
+
+TICKET_TYPES = ("adult", "child", "senior", "student")
+
+
 def quantity_requests(show_ids: list[int], count: int, *, seed: int, max_quantity: int = 2) -> list[dict]:
+    """Best-available requests, priced and categorised like a box office's: mostly standard
+    seats, some premium, a few wheelchair requests, and ticket types on about half."""
     rng = random.Random(seed)
-    return [{"show": rng.choice(show_ids), "quantity": rng.randint(1, max_quantity)} for _ in range(count)]
+    requests = []
+    for _ in range(count):
+        quantity = rng.randint(1, max_quantity)
+        request = {"show": rng.choice(show_ids), "quantity": quantity}
+        roll = rng.random()
+        if roll < 0.04:
+            request["accessible"] = True
+        elif roll < 0.2:
+            request["seat_category"] = "premium"
+        if rng.random() < 0.5:
+            types = [rng.choice(TICKET_TYPES) for _ in range(quantity)]
+            request["tickets"] = {t: types.count(t) for t in set(types)}
+        requests.append(request)
+    return requests
 
 
 class Clients:
@@ -186,8 +222,10 @@ class Clients:
                     self.by_key[key] = booking_id
                     self.timings[booking_id] = (first_submitted, time.monotonic())
                 return booking_id
-            if response.status_code != 503:
+            if response.status_code not in (429, 503):
                 return None
+            # 503: a dependency is down or busy; 429: too many of this user's bookings are
+            # pending. Either way the contract says wait Retry-After and retry.
             time.sleep(min(retry_after_seconds(response.headers), 0.3))
         return None
 
@@ -212,6 +250,9 @@ class Clients:
         if response.status_code == 202:
             return None
         text = response.text[:300]
+        if response.status_code == 429:
+            too_many = response.json().get("code") == "too_many_pending" and "Retry-After" in response.headers
+            return None if too_many else f"429 that is not too_many_pending with Retry-After: {text}"
         if response.status_code != 503:
             return f"unexpected {response.status_code}: {text}"
         if not response.headers.get("content-type", "").startswith("application/json"):

@@ -15,18 +15,26 @@ final states they polled):
   they were decided, through the seat allocator gives exactly what PostgreSQL holds;
 - first accepted, first decided: a booking whose 202 was received before another booking was
   submitted is decided first;
-- what a client polled last is what the database holds.
+- what a client polled last is what the database holds;
+- selling: no user holds more than BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show
+  (the replay applies the limit too, and the screen's seat categories); a confirmed booking
+  has a unique reference and one line per held seat at the show's price for its ticket type
+  and seat category, and its total is their sum.
 
 `conn` is any DB-API connection whose cursors are context managers and take %s parameters:
 Django's `connection` or a psycopg2 connection to a private cluster.
 """
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from decimal import Decimal
 
-from core.seating import Layout, SeatAllocator
+from django.conf import settings
 
-DECIDED_REASONS = ("sold_out", "seats_unavailable")
+from core.pricing import PriceList, money
+from core.seating import STANDARD, Layout, SeatAllocator, SeatCategories
+
+DECIDED_REASONS = ("sold_out", "seats_unavailable", "limit_exceeded")
 
 
 def rows(conn, query: str, *params) -> list[tuple]:
@@ -67,17 +75,18 @@ def show_violations(
     id -> the last state a client polled; `reasons`: the failure reasons that may occur."""
     bookings = rows(
         conn,
-        "SELECT id::text, status, seats, quantity, failure_reason FROM core_booking WHERE show_id = %s"
-        " ORDER BY decided_at, sequence",
+        "SELECT id::text, status, seats, quantity, failure_reason, seat_category, accessible, user_id"
+        " FROM core_booking WHERE show_id = %s ORDER BY decided_at, sequence",
         show_id,
     )
     held_rows = rows(conn, "SELECT booking_id::text, seat_label FROM core_bookedseat WHERE show_id = %s", show_id)
-    ((layout_rows, per_row),) = rows(
+    ((layout_rows, per_row, premium, accessible, companion),) = rows(
         conn,
-        "SELECT sc.rows, sc.seats_per_row FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id"
-        " WHERE sh.id = %s",
+        "SELECT sc.rows, sc.seats_per_row, sc.premium_rows, sc.accessible_seats, sc.companion_seats"
+        " FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id WHERE sh.id = %s",
         show_id,
     )
+    layout, categories = Layout(layout_rows, per_row), SeatCategories.of(premium, accessible, companion)
     capacity = layout_rows * per_row
     violations: list[str] = []
 
@@ -95,12 +104,12 @@ def show_violations(
     held = len(held_rows)
     if held > capacity:
         violations.append(f"show {show_id}: {held} seats held, capacity {capacity}")
-    free = capacity - held
 
     held_by: dict[str, list[str]] = {}
     for booking_id, label in held_rows:
         held_by.setdefault(booking_id, []).append(label)
-    for booking_id, status, seats, quantity, reason in bookings:
+    free_of = Counter(categories.category_of(label) for label, _, _ in layout.seats() if label not in holders)
+    for booking_id, status, seats, quantity, reason, category, wheelchair, _ in bookings:
         if status == "confirmed":
             if sorted(held_by.get(booking_id, [])) != sorted(seats) or len(seats) != quantity:
                 violations.append(f"booking {booking_id}: confirmed seats {seats} differ from held seats")
@@ -110,15 +119,19 @@ def show_violations(
             continue
         if reason not in reasons:
             violations.append(f"booking {booking_id}: failed with unexpected reason {reason}")
-        if reason == "sold_out" and quantity <= free:
-            violations.append(f"booking {booking_id}: sold_out for {quantity} seats while {free} are still free")
+        # sold_out is judged within the asked category (a wheelchair request also needs a space).
+        free = free_of[category]
+        if reason == "sold_out" and not wheelchair and quantity <= free:
+            message = f"sold_out for {quantity} {category} seats while {free} are still free"
+            violations.append(f"booking {booking_id}: {message}")
         if reason == "seats_unavailable" and not set(seats) & set(holders):
             violations.append(f"booking {booking_id}: seats_unavailable but none of {seats} is held")
 
     if requests is not None:
         violations += _client_view(show_id, bookings, requests, finals)
         if not violations:
-            violations += _serial_replay(show_id, bookings, requests, layout=Layout(layout_rows, per_row))
+            violations += _serial_replay(show_id, bookings, requests, layout=layout, categories=categories)
+    violations += _selling_violations(conn, show_id)
     if timings:
         violations += _first_accepted_first_decided([b[0] for b in bookings], timings)
     statuses = Counter(b[1] for b in bookings)
@@ -175,27 +188,81 @@ def _client_view(show_id: int, bookings: list[tuple], requests: dict[str, dict],
     return violations
 
 
-def _serial_replay(show_id: int, bookings: list[tuple], requests: dict[str, dict], *, layout: Layout) -> list[str]:
+def _serial_replay(
+    show_id: int, bookings: list[tuple], requests: dict[str, dict], *, layout: Layout, categories: SeatCategories
+) -> list[str]:
     """PostgreSQL must hold exactly the outcome of deciding the show's bookings one at a time
     in their decision order (decided_at, then acceptance order within a batch), which holds
-    only if the decisions were serial."""
-    allocator = SeatAllocator(layout, [])
-    for booking_id, status, seats, _, reason in bookings:
+    only if the decisions were serial. The replay keeps the selling rules: the screen's seat
+    categories and the per-user seat limit (checked before the seats)."""
+    allocator = SeatAllocator(layout, [], categories)
+    limit = settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW
+    held_by_user: dict[int, int] = defaultdict(int)
+    for booking_id, status, seats, _, reason, _, _, user_id in bookings:
         if (status, reason) == ("failed", "processing_error"):
             continue  # never decided; it holds nothing
         body = requests[booking_id]
-        if "seats" in body:
+        count = len(body["seats"]) if "seats" in body else body["quantity"]
+        if held_by_user[user_id] + count > limit:
+            expected = ("failed", body.get("seats", []), "limit_exceeded")
+        elif "seats" in body:
             expected = ("confirmed", body["seats"], None) if allocator.take_exact(body["seats"]) else None
             expected = expected or ("failed", body["seats"], "seats_unavailable")
         else:
-            labels = allocator.take_best(body["quantity"])
+            category, wheelchair = body.get("seat_category", STANDARD), body.get("accessible", False)
+            labels = allocator.take_best(body["quantity"], category, accessible=wheelchair)
             expected = ("confirmed", labels, None) if labels else ("failed", [], "sold_out")
+        if expected[0] == "confirmed":
+            held_by_user[user_id] += count
         if (status, list(seats), reason) != expected:
             return [
                 f"show {show_id}, booking {booking_id}: PostgreSQL holds {(status, seats, reason)}, deciding the"
                 f" bookings one at a time in their decision order gives {expected}"
             ]
     return []
+
+
+def _selling_violations(conn, show_id: int) -> list[str]:
+    """The show's users within the seat limit; each confirmed booking with a unique reference,
+    one line per held seat at the show's price for its ticket type and category (prices do
+    not change while a test or scenario runs), and a total that is their sum."""
+    violations = [
+        f"show {show_id}: user {user} holds {n} seats, over the limit"
+        for user, n in rows(
+            conn,
+            "SELECT user_id, sum(cardinality(seats)) FROM core_booking WHERE show_id = %s AND status = 'confirmed'"
+            " GROUP BY user_id HAVING sum(cardinality(seats)) > %s LIMIT 5",
+            show_id,
+            settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW,
+        )
+    ]
+    wrong = rows(
+        conn,
+        "SELECT b.id::text FROM core_booking b WHERE b.show_id = %s AND b.status = 'confirmed' AND ("
+        " b.reference IS NULL OR b.total IS DISTINCT FROM (SELECT sum(amount) FROM core_bookingline l"
+        " WHERE l.booking_id = b.id) OR ARRAY(SELECT seat_label FROM core_bookingline l WHERE l.booking_id = b.id"
+        " ORDER BY 1) <> ARRAY(SELECT seat_label FROM core_bookedseat s WHERE s.booking_id = b.id ORDER BY 1)"
+        " OR EXISTS (SELECT 1 FROM core_booking o WHERE o.reference = b.reference AND o.id <> b.id)) LIMIT 5",
+        show_id,
+    )
+    violations += [f"booking {pk}: its reference, lines or total disagree with its seats" for (pk,) in wrong]
+    ((base,),) = rows(conn, "SELECT price FROM core_show WHERE id = %s", show_id)
+    explicit = rows(conn, "SELECT ticket_type, seat_category, amount FROM core_showprice WHERE show_id = %s", show_id)
+    prices = PriceList(
+        base=base,
+        explicit={(t, c): amount for t, c, amount in explicit},
+        premium_surcharge=money(settings.BOOKING_PREMIUM_SURCHARGE),
+    )
+    for booking_id, ticket_type, category, amount in rows(
+        conn,
+        "SELECT b.id::text, l.ticket_type, l.seat_category, l.amount FROM core_bookingline l"
+        " JOIN core_booking b ON b.id = l.booking_id WHERE b.show_id = %s",
+        show_id,
+    ):
+        if Decimal(amount) != prices.amount(ticket_type, category):
+            violations.append(f"booking {booking_id}: a {ticket_type}/{category} line at {amount}")
+            break
+    return violations
 
 
 def _first_accepted_first_decided(decided: list[str], timings: dict[str, tuple[float, float]]) -> list[str]:

@@ -36,8 +36,32 @@ MOVIES = [
     ("Northern Lights Requiem", "Documentary", "Norwegian", "PG", 92, "A year with the last lighthouse keeper."),
 ]
 
-# (name, rows, seats per row): a premium box, mid-size rooms and a large hall.
-SCREENS = [("Screen 1 - IMAX", 20, 30), ("Screen 2", 12, 18), ("Screen 3", 10, 14), ("Screen 4 - Studio", 6, 10)]
+# (name, rows, seats per row, seat categories): a large hall, mid-size rooms and a studio.
+# Premium rows towards the back, wheelchair spaces at the row ends of the front row (step-free
+# access) with a companion seat beside each.
+SCREENS = [
+    (
+        "Screen 1 - IMAX",
+        20,
+        30,
+        {
+            "premium_rows": ["N", "O", "P"],
+            "accessible_seats": ["A1", "A2", "A29", "A30"],
+            "companion_seats": ["A3", "A4", "A27", "A28"],
+        },
+    ),
+    (
+        "Screen 2",
+        12,
+        18,
+        {"premium_rows": ["H", "J"], "accessible_seats": ["A1", "A18"], "companion_seats": ["A2", "A17"]},
+    ),
+    ("Screen 3", 10, 14, {"premium_rows": ["G"], "accessible_seats": ["A1", "A14"], "companion_seats": ["A2", "A13"]}),
+    ("Screen 4 - Studio", 6, 10, {"accessible_seats": ["A1"], "companion_seats": ["A2"]}),
+]
+# Discounts off the standard adult price; premium, accessible and companion seats follow the
+# fallback rule (core/pricing.py).
+DISCOUNTS = {"child": Decimal("3.00"), "senior": Decimal("2.00"), "student": Decimal("1.50")}
 SHOW_TIMES = [time(11, 0), time(14, 30), time(18, 0), time(21, 30)]
 DAYS = 7
 
@@ -62,9 +86,7 @@ class Command(BaseCommand):
                 "(DJANGO_DEBUG=1 or DEMO_USERS=1). Nothing was created."
             )
         movies = [self._movie(*spec) for spec in MOVIES]
-        screens = [
-            Screen.objects.get_or_create(name=n, defaults={"rows": r, "seats_per_row": s})[0] for n, r, s in SCREENS
-        ]
+        screens = [self._screen(*spec) for spec in SCREENS]
         created = self._shows(movies, screens)
         if options["with_users"]:
             self._users()
@@ -86,6 +108,19 @@ class Command(BaseCommand):
         )
         return movie
 
+    @staticmethod
+    def _screen(name, rows, seats_per_row, categories) -> Screen:
+        screen, created = Screen.objects.get_or_create(
+            name=name, defaults={"rows": rows, "seats_per_row": seats_per_row, **categories}
+        )
+        # A screen seeded before seat categories existed gets them, once.
+        if not created and not (screen.premium_rows or screen.accessible_seats or screen.companion_seats):
+            for field, value in categories.items():
+                setattr(screen, field, value)
+            screen.full_clean()
+            screen.save()
+        return screen
+
     def _shows(self, movies, screens) -> int:
         today = timezone.localdate()
         created = 0
@@ -99,7 +134,11 @@ class Command(BaseCommand):
                     price = (
                         Decimal("9.50") + Decimal(3 if slot >= 2 else 0) + Decimal(4 if "IMAX" in screen.name else 0)
                     )
-                    show_create(movie=movie, screen=screen, starts_at=starts_at, price=price)
+                    prices = [
+                        {"ticket_type": t, "seat_category": "standard", "amount": price - off}
+                        for t, off in DISCOUNTS.items()
+                    ]
+                    show_create(movie=movie, screen=screen, starts_at=starts_at, price=price, prices=prices)
                     created += 1
         return created
 

@@ -1,0 +1,60 @@
+"""The booking and selling settings (read by settings.py with `from .booking import *`):
+the per-show queue, its drain and recovery, retention, and the selling rules (currency,
+prices, per-user limits). Every one is read from the environment, with a default."""
+
+from environ import Env as _Env
+
+from booking_api.config.envfile import load_env_file as _load_env_file
+
+# Private names: settings.py star-imports every public one of this module.
+_env = _Env()
+# The .env, as settings.py reads it (real environment variables win); reading it twice is harmless.
+_load_env_file()
+
+# --- Bookings ----------------------------------------------------------------------------
+
+BOOKING_MAX_SEATS = _env.int("BOOKING_MAX_SEATS", default=10)
+# Seconds a client is told to wait before polling a pending booking again.
+BOOKING_POLL_RETRY_AFTER = _env.int("BOOKING_POLL_RETRY_AFTER", default=1)
+# A booking further back is told to wait its expected turn (queue position / this estimate
+# of a show's decisions per second), up to the cap, so that it polls less (core/polling.py).
+BOOKING_POLL_DECISIONS_PER_SECOND = _env.float("BOOKING_POLL_DECISIONS_PER_SECOND", default=500.0)
+BOOKING_POLL_RETRY_AFTER_MAX = _env.int("BOOKING_POLL_RETRY_AFTER_MAX", default=10)
+# A queue position is counted one booking ahead at a time: this bounds what a submission or
+# a poll pays in a deep backlog (positions past it read as this value). The default is where
+# the Retry-After above stops growing (10 s x 500/s).
+BOOKING_QUEUE_POSITION_LIMIT = _env.int("BOOKING_QUEUE_POSITION_LIMIT", default=5000)
+# Bookings decided per database transaction by the per-show drain.
+BOOKING_DECIDE_BATCH = _env.int("BOOKING_DECIDE_BATCH", default=500)
+# The per-show Redis lock expires on its own if its holder dies; the holder extends it
+# before every batch, so it only needs to outlive one batch.
+BOOKING_LOCK_TIMEOUT = _env.int("BOOKING_LOCK_TIMEOUT", default=30)
+# A drain that finds its show empty waits this long for the next booking before it lets go
+# (only while no other show's wake-up is queued): during a sale the bookings then join the
+# running drain instead of each publishing a wake-up and running a task of its own.
+BOOKING_DRAIN_LINGER_MS = _env.int("BOOKING_DRAIN_LINGER_MS", default=250)
+# A drain that has held its worker this long while another show's wake-up waits queues its
+# show again and lets go, so that a show fed without pause cannot starve the others.
+BOOKING_DRAIN_TURN_SECONDS = _env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
+# A booking still pending this long after acceptance is re-queued by the recovery job.
+BOOKING_RECOVERY_GRACE_SECONDS = _env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
+BOOKING_RECOVERY_INTERVAL_SECONDS = _env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
+# A booking whose decision raised this many times is failed instead of blocking its show.
+BOOKING_MAX_DECIDE_ATTEMPTS = _env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
+# Retention: the bookings of shows that started more than this many days ago (a year: a
+# customer's recent history and a season's reports stay) are deleted with their seats by
+# an hourly job, BOOKING_RETENTION_BATCH per transaction; 0 keeps them all.
+BOOKING_RETENTION_DAYS = _env.int("BOOKING_RETENTION_DAYS", default=365)
+BOOKING_RETENTION_BATCH = _env.int("BOOKING_RETENTION_BATCH", default=5000)
+
+# --- Selling ----------------------------------------------------------------------------
+# One currency per deployment (ISO 4217), on shows and bookings.
+BOOKING_CURRENCY = _env.str("BOOKING_CURRENCY", default="EUR")
+# Added to a ticket type's standard price on a premium seat when the show lists no price
+# for that pair (core/pricing.py). A string, so the Decimal is exact.
+BOOKING_PREMIUM_SURCHARGE = _env.str("BOOKING_PREMIUM_SURCHARGE", default="2.00")
+# A user's live seats in one show never exceed this: the booking that would is failed
+# (`limit_exceeded`) by the decider, in order with every other decision of the show.
+BOOKING_MAX_SEATS_PER_USER_PER_SHOW = _env.int("BOOKING_MAX_SEATS_PER_USER_PER_SHOW", default=10)
+# A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
+BOOKING_MAX_PENDING_PER_USER = _env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
