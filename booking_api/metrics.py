@@ -25,8 +25,6 @@ from core import selectors
 
 logger = logging.getLogger("booking_api.metrics")
 
-QUEUES = ("bookings", "default")
-
 
 class QueueDepthCollector:
     """Gauges computed when scraped: pending bookings (PostgreSQL) and queued messages (broker)."""
@@ -65,6 +63,7 @@ class QueueDepthCollector:
         yield by_show
 
     def _queued(self):
+        from workers import broker
         from workers.celery import app
 
         family = GaugeMetricFamily(
@@ -74,19 +73,9 @@ class QueueDepthCollector:
         )
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=settings.REDIS_SOCKET_TIMEOUT)
-            channel = conn.default_channel
-            for queue in QUEUES:
-                family.add_metric([queue], _queue_length(channel, queue))
+            for queue, count in broker.message_counts(conn, broker.queue_names()).items():
+                family.add_metric([queue], count)
         return family
-
-
-def _queue_length(channel, queue: str) -> int:
-    from kombu.exceptions import ChannelError
-
-    try:
-        return channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        return 0  # an empty Redis queue has no key at all
 
 
 def exposition() -> bytes:

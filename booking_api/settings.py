@@ -296,12 +296,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": REDIS_SOCKET_TIMEOUT,
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
 }
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): quorum queues (workers/broker.py) and publisher
+# confirms, so that a publish returns only once the broker has the wake-up (on a quorum
+# queue: once a majority of its nodes has it). Redis stays for locks, markers and throttles.
+if CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT
+# Bookings queues: 1 is the single `bookings` queue; N > 1 splits it by show (workers/broker.py).
+BOOKING_QUEUE_SHARDS = env.int("BOOKING_QUEUE_SHARDS", default=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {
-    "bookings.*": {"queue": "bookings"},
-    "maintenance.*": {"queue": "default"},
-}
+CELERY_TASK_ROUTES = (
+    # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES: workers/celery.py).
+    "workers.broker.route_by_show",
+    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}},
+)
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {

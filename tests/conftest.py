@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import live, openapi_check
+from tests import live, openapi_check, rabbitmq
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
@@ -31,6 +31,20 @@ def _redis_test_db():
     client.flushdb()
     yield
     client.flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rabbitmq_vhost():
+    """On RabbitMQ (TEST_AMQP_URL), the run's virtual host exists for the run only."""
+    if not rabbitmq.base_url():
+        yield
+        return
+    rabbitmq.create(settings.CELERY_BROKER_URL)
+    yield
+    from workers.celery import app
+
+    app.pool.force_close_all()
+    rabbitmq.delete(settings.CELERY_BROKER_URL)
 
 
 @pytest.fixture(scope="session", autouse=True)

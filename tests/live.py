@@ -99,8 +99,6 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env
             "-A",
             "workers",
             "worker",
-            "--queues",
-            "bookings,default",
             "--concurrency",
             str(concurrency),
             "--pool",

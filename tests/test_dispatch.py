@@ -10,10 +10,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def unreachable_broker():
+def unreachable_broker(monkeypatch):
     """The Celery app publishes to a closed local port (a real, refused connection)."""
     original = app.conf.broker_url
-    _use_broker("redis://127.0.0.1:1/0")
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    _use_broker("amqp://guest:guest@127.0.0.1:1//" if original.startswith("amqp") else "redis://127.0.0.1:1/0")
     yield
     _use_broker(original)
 

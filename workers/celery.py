@@ -6,11 +6,15 @@ from logging.config import dictConfig
 from celery import Celery
 from celery.signals import setup_logging, worker_init
 
+from workers import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("workers.tasks",)
+# Declared by every worker, publisher and passive check alike: quorum queues on RabbitMQ.
+app.conf.task_queues = broker.task_queues(app.conf.broker_url)
 
 
 @setup_logging.connect

@@ -11,12 +11,12 @@ the recovery job re-queues anything a lost message or a dead worker left pending
 import contextlib
 import logging
 
-from amqp.exceptions import ChannelError
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from core.context import current_request_id
 from core.redis import redis_client
+from workers import broker
 
 logger = logging.getLogger("workers.dispatch")
 
@@ -85,20 +85,16 @@ def warm_publisher() -> None:
     redis_client().ping()
 
 
-def bookings_queue() -> str:
-    return settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
+def bookings_queues() -> list[str]:
+    return broker.booking_queues()
 
 
 def wakeups_queued() -> bool:
-    """Whether a wake-up waits in the bookings queue (a passive declare: the broker's count)."""
+    """Whether a wake-up waits in a bookings queue (a passive declare: the broker's count)."""
     from workers.tasks import decide_show
 
     with decide_show.app.connection_or_acquire() as conn:
-        try:
-            return conn.default_channel.queue_declare(queue=bookings_queue(), passive=True).message_count > 0
-        except ChannelError:
-            # Redis keeps no empty lists: a queue with nothing in it "does not exist".
-            return False
+        return any(broker.message_counts(conn, bookings_queues()).values())
 
 
 def keep_wake_marker(*, show_id: int) -> None:

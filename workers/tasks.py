@@ -16,6 +16,7 @@ from core.services.bookings import (
     booking_decide_next,
     bookings_expire_started,
 )
+from workers import broker
 from workers.dispatch import clear_wake_marker, keep_wake_marker, publish_decision, wakeups_queued
 from workers.locks import show_lock, show_lock_held
 
@@ -31,7 +32,7 @@ MAX_RETRIES = 60
 def retry_delay(retries: int) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random."""
     ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2**retries))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+    return broker.retry_countdown(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
 
 
 class _LockLost(Exception):
