@@ -45,7 +45,7 @@ def test_one_bookings_queue_by_default():
 def test_rabbitmq_queues_are_quorum_queues_on_a_topic_exchange():
     for queue in broker.task_queues(AMQP_URL):
         assert queue.queue_arguments == {"x-queue-type": "quorum"}
-        assert queue.durable and not queue.auto_delete and not queue.exclusive
+        assert (queue.durable, queue.auto_delete, queue.exclusive) == (True, False, False)
         # Celery's native delayed delivery (countdowns on quorum queues) needs a topic exchange.
         assert queue.exchange.type == "topic"
     assert {q.exchange.type for q in broker.task_queues("redis://127.0.0.1:6379/0")} == {"direct"}
