@@ -19,6 +19,8 @@ class Submitted:
     received: float  # client clock, when that 202 was read
     final: dict | None = None  # the last body polled
     token: str = ""  # the owner's access token
+    queue_position: int | None = None  # as the 202 said
+    polls: int = 0  # GETs of the Location until final
 
 
 def _rows(query: str, params) -> list[tuple]:

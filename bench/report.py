@@ -130,6 +130,17 @@ def _ms(latency: dict) -> str:
     return f"p50 {latency['p50']} ms, p99 {latency['p99']} ms"
 
 
+def _polls_per_booking(wave: dict) -> str:
+    # Absent from results written before the queue position existed.
+    polls = wave.get("polls_per_booking")
+    if not polls or polls["mean"] is None:
+        return ""
+    return (
+        f" ({polls['mean']} per booking, at most {polls['max']}; deepest queue position at acceptance "
+        f"{polls['max_queue_position']})"
+    )
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
@@ -190,7 +201,8 @@ def markdown(results: dict) -> str:
             f"acceptance to decision {_ms(r['accept_to_decide_ms'])}; last decision "
             f"{r['last_decision_after_last_acceptance_s']} s after the last acceptance; {r['confirmed']} confirmed, "
             f"{r['failed']} failed, {r['held']} seats held, {r['sold_out_shows']} show(s) sold out; "
-            f"{r['polls']} polls; {r['errors_5xx']} 5xx; client CPU {r['cpu_pct'].get('benchmark client', 0):.0f} %.",
+            f"{r['polls']} polls{_polls_per_booking(r)}; {r['errors_5xx']} 5xx; "
+            f"client CPU {r['cpu_pct'].get('benchmark client', 0):.0f} %.",
         ]
     if results.get("peak_rss"):
         lines += ["", "| process | peak RSS | processes |", "|---|---|---|"]

@@ -276,12 +276,15 @@ async def _book_and_poll(client: Client, user: data.BenchUser, body: dict, out: 
     else:
         ctx.violations.append(f"POST {body}: never accepted")
         return
-    submitted = checks.Submitted(payload["id"], body, sent, received, token=user.token)
+    submitted = checks.Submitted(
+        payload["id"], body, sent, received, token=user.token, queue_position=payload.get("queue_position")
+    )
     out.append(submitted)
     location, wait = headers["Location"], _retry_after(headers)
     while time.time() < deadline:
         await asyncio.sleep(wait)
         status, headers, payload = await client.request("GET", location, kind="poll", token=user.token)
+        submitted.polls += 1
         if status == 200 and payload["status"] in checks.FINAL:
             submitted.final = payload
             return
@@ -342,6 +345,7 @@ def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]],
         "accept_to_decide_ms": timing["accept_to_decide_ms"],
         "last_decision_after_last_acceptance_s": timing["tail_s"],
         "polls": sum(1 for r in recorder.records if r.kind == "poll"),
+        "polls_per_booking": _polls_per_booking(submitted),
         "errors_5xx": errors,
         "statuses": _statuses(recorder),
         "confirmed": sum(f["confirmed"] for f in facts),
@@ -352,6 +356,18 @@ def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]],
         "cpu_pct": cpu,
         "series": _series(recorder, show_ids, start=accepted[0] if accepted else wall0),
         "_bookings": [(s.booking_id, s.token) for s in submitted],
+    }
+
+
+def _polls_per_booking(submitted: list[checks.Submitted]) -> dict:
+    """How often the clients polled, honouring Retry-After (which grows with the queue
+    position), and the deepest queue position a 202 reported."""
+    polls = [s.polls for s in submitted]
+    positions = [s.queue_position for s in submitted if s.queue_position is not None]
+    return {
+        "mean": round(sum(polls) / len(polls), 2) if polls else None,
+        "max": max(polls, default=None),
+        "max_queue_position": max(positions, default=None),
     }
 
 

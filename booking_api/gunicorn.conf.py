@@ -20,9 +20,10 @@ worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
-# Recycle workers now and then so that slow leaks cannot accumulate.
+# Recycle workers now and then so that slow leaks cannot accumulate (child_exit below merges
+# the metrics files each one leaves).
 max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
-max_requests_jitter = 2000
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 wsgi_app = "booking_api.wsgi:application"
@@ -55,3 +56,19 @@ def post_worker_init(worker):
         warm_publisher()
     except Exception:  # a cold start is slower, never fatal
         worker.log.warning("could not warm the Celery publisher; the first booking will do it", exc_info=True)
+
+
+def child_exit(server, worker):
+    """In the arbiter, once a worker has exited (recycled after max_requests, timed out or
+    killed): merge its metrics files into the archive, so that they do not pile up and slow
+    every scrape down (core/metrics_archive.py)."""
+    try:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
+        from django.conf import settings
+
+        from core.metrics_archive import archive_exited
+
+        if settings.PROMETHEUS_MULTIPROC_DIR:
+            archive_exited(settings.PROMETHEUS_MULTIPROC_DIR)
+    except Exception:  # the next exit merges them, nothing is lost meanwhile
+        server.log.warning("could not archive the metrics files of exited workers", exc_info=True)

@@ -21,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import core.metrics  # noqa: F401 - creates the multiprocess directory before it is read
 from booking_api.exceptions import error_body
-from core import selectors
+from core import metrics_archive, selectors
 
 logger = logging.getLogger("booking_api.metrics")
 
@@ -82,12 +82,13 @@ def exposition() -> bytes:
     """Every metric: the counters of all processes of the host, then the scrape-time gauges."""
     scrape = CollectorRegistry()
     scrape.register(QueueDepthCollector())
-    if settings.PROMETHEUS_MULTIPROC_DIR:
-        counted = CollectorRegistry()
-        MultiProcessCollector(counted, path=settings.PROMETHEUS_MULTIPROC_DIR)
-    else:
-        counted = REGISTRY
-    return generate_latest(counted) + generate_latest(scrape)
+    if not settings.PROMETHEUS_MULTIPROC_DIR:
+        return generate_latest(REGISTRY) + generate_latest(scrape)
+    counted = CollectorRegistry()
+    MultiProcessCollector(counted, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    with metrics_archive.reading(settings.PROMETHEUS_MULTIPROC_DIR):
+        counters = generate_latest(counted)
+    return counters + generate_latest(scrape)
 
 
 def _peer_allowed(request) -> bool:

@@ -176,6 +176,13 @@ class BookingCreateInputSerializer(serializers.Serializer):
 
 
 class BookingOutputSerializer(serializers.ModelSerializer):
+    queue_position = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        min_value=0,
+        help_text="While pending: how many bookings of its show are ahead of it; null once decided.",
+    )
+
     class Meta:
         model = Booking
         fields = [
@@ -189,6 +196,7 @@ class BookingOutputSerializer(serializers.ModelSerializer):
             "decided_at",
             "confirmed_at",
             "cancelled_at",
+            "queue_position",
         ]
         read_only_fields = fields
 
@@ -213,6 +221,7 @@ def booking_representation(booking: Booking) -> dict:
         "decided_at": timestamp(booking.decided_at),
         "confirmed_at": timestamp(booking.confirmed_at),
         "cancelled_at": timestamp(booking.cancelled_at),
+        "queue_position": booking.queue_position,
     }
 
 

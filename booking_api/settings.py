@@ -223,6 +223,14 @@ SWAGGER_SETTINGS = {
 BOOKING_MAX_SEATS = env.int("BOOKING_MAX_SEATS", default=10)
 # Seconds a client is told to wait before polling a pending booking again.
 BOOKING_POLL_RETRY_AFTER = env.int("BOOKING_POLL_RETRY_AFTER", default=1)
+# A booking further back is told to wait its expected turn (queue position / this estimate
+# of a show's decisions per second), up to the cap, so that it polls less (core/polling.py).
+BOOKING_POLL_DECISIONS_PER_SECOND = env.float("BOOKING_POLL_DECISIONS_PER_SECOND", default=500.0)
+BOOKING_POLL_RETRY_AFTER_MAX = env.int("BOOKING_POLL_RETRY_AFTER_MAX", default=10)
+# A queue position is counted one booking ahead at a time: this bounds what a submission or
+# a poll pays in a deep backlog (positions past it read as this value). The default is where
+# the Retry-After above stops growing (10 s x 500/s).
+BOOKING_QUEUE_POSITION_LIMIT = env.int("BOOKING_QUEUE_POSITION_LIMIT", default=5000)
 # Bookings decided per database transaction by the per-show drain.
 BOOKING_DECIDE_BATCH = env.int("BOOKING_DECIDE_BATCH", default=500)
 # The per-show Redis lock expires on its own if its holder dies; the holder extends it
@@ -232,6 +240,9 @@ BOOKING_LOCK_TIMEOUT = env.int("BOOKING_LOCK_TIMEOUT", default=30)
 # (only while no other show's wake-up is queued): during a sale the bookings then join the
 # running drain instead of each publishing a wake-up and running a task of its own.
 BOOKING_DRAIN_LINGER_MS = env.int("BOOKING_DRAIN_LINGER_MS", default=250)
+# A drain that has held its worker this long while another show's wake-up waits queues its
+# show again and lets go, so that a show fed without pause cannot starve the others.
+BOOKING_DRAIN_TURN_SECONDS = env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)

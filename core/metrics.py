@@ -4,13 +4,13 @@ The API runs as several gunicorn processes and decisions happen in Celery pool p
 counters live in prometheus_client's multiprocess mode: every process writes its own values
 to a memory-mapped file in PROMETHEUS_MULTIPROC_DIR (no network round trip, no lock shared
 between processes), and `/metrics` adds up the files of every process on the host, including
-processes that have exited. State that PostgreSQL already knows (pending bookings per show,
-the oldest pending booking) is not counted at all but read at scrape time, see
-booking_api/metrics.py.
+processes that have exited (whose files are merged into an archive, core/metrics_archive.py).
+State that PostgreSQL already knows (pending bookings per show, the oldest pending booking)
+is not counted at all but read at scrape time, see booking_api/metrics.py.
 """
 
+import logging
 import os
-import socket
 from collections.abc import Iterable
 from datetime import datetime
 from http import HTTPStatus
@@ -18,13 +18,9 @@ from http import HTTPStatus
 from django.conf import settings
 from prometheus_client import Counter, Histogram, values
 
-# Containers sharing the directory (docker compose) each number their processes from 1: the
-# host name keeps two processes from writing one file ("_" separates the file name's parts).
-_HOST = socket.gethostname().replace("_", "-")
+from core import metrics_archive
 
-
-def _process_identifier() -> str:
-    return f"{_HOST}-{os.getpid()}"
+logger = logging.getLogger("core.metrics")
 
 
 def _use_multiprocess_values(directory: str) -> None:
@@ -33,7 +29,19 @@ def _use_multiprocess_values(directory: str) -> None:
     # prometheus_client picks its value class when it is first imported, which in a Celery
     # process is before Django's settings are read (the celery command loads Flower's plugin,
     # which imports it); set it here, before any metric below is created.
-    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
+    values.ValueClass = values.MultiProcessValue(process_identifier=metrics_archive.process_identifier)
+
+
+def archive_exited_processes(*, exiting: int | None = None) -> None:
+    """Merge the metrics files of this host's exited processes (and of `exiting`, the
+    caller at its exit) into the archive (core/metrics_archive.py); never raises."""
+    if not settings.PROMETHEUS_MULTIPROC_DIR:
+        return
+    try:
+        metrics_archive.archive_exited(settings.PROMETHEUS_MULTIPROC_DIR, exiting=exiting)
+    except Exception:
+        # The files stay and are merged by the next process that tries; nothing is lost.
+        logger.warning("could not archive the metrics files of exited processes", exc_info=True)
 
 
 def _use_process_values() -> None:

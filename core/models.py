@@ -174,6 +174,11 @@ class Booking(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
+    # Not a column: how many bookings of its show are ahead of a pending booking changes
+    # with every decision, so the selectors and booking_submit count it when they read the
+    # booking (None otherwise, and always None once the booking is decided).
+    queue_position: int | None = None
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [

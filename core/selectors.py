@@ -1,7 +1,9 @@
 """Reads of the booking domain. Every read goes straight to PostgreSQL."""
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -116,11 +118,46 @@ def bookings_visible_to(*, user) -> QuerySet[Booking]:
 
 
 def booking_get(*, booking_id, user) -> Booking:
-    """A booking by primary key if `user` may see it. Raises NotFound otherwise (no leak)."""
+    """A booking by primary key if `user` may see it, with its queue position while it is
+    pending. Raises NotFound otherwise (no leak)."""
     booking = bookings_visible_to(user=user).filter(pk=booking_id).first()
     if booking is None:
         raise NotFound("Booking not found.")
+    bookings_set_queue_positions(bookings=[booking])
     return booking
+
+
+def queue_ahead_sql(*, show: str, sequence: str) -> str:
+    """SQL counting the pending bookings of show `show` accepted before `sequence` (SQL
+    expressions written by the caller, never input): acceptance order is `sequence`, so
+    these are the bookings decided first.
+
+    It is a range scan of booking_pending_show_idx ((show, sequence) of pending bookings
+    only), which holds just the bookings still waiting, so it needs no index of its own;
+    but it reads one entry per booking ahead, and a backlog (workers stopped) would make
+    every submission and poll pay for the whole queue. It stops at
+    BOOKING_QUEUE_POSITION_LIMIT: past that, a position reads as the limit."""
+    limit = int(settings.BOOKING_QUEUE_POSITION_LIMIT)
+    return (
+        f"SELECT count(*) FROM (SELECT FROM {Booking._meta.db_table} ahead WHERE ahead.show_id = {show} "  # noqa: S608  # nosec B608
+        f"AND ahead.status = '{Booking.Status.PENDING}' AND ahead.sequence < {sequence} LIMIT {limit}) ahead"
+    )
+
+
+def bookings_set_queue_positions(*, bookings: Sequence[Booking]) -> None:
+    """Set `queue_position` on every pending booking of `bookings` (a page, or one booking):
+    one query for all of them, none when none is pending."""
+    pending = [booking for booking in bookings if booking.status == Booking.Status.PENDING]
+    if not pending:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({queue_ahead_sql(show='q.show_id', sequence='q.sequence')}) "  # noqa: S608  # nosec B608
+            "FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS q(show_id, sequence, n) ORDER BY q.n",
+            [[booking.show_id for booking in pending], [booking.sequence for booking in pending]],
+        )
+        for booking, (position,) in zip(pending, cursor.fetchall(), strict=True):
+            booking.queue_position = position
 
 
 def booking_list(*, user, owner_id: int | None = None, status: str | None = None) -> QuerySet[Booking]:

@@ -12,7 +12,8 @@ What it shows:
   2. list the upcoming shows and pick one with enough free seats;
   3. submit the booking with an Idempotency-Key, so a retry after a timeout, a 429 or a 503
      can never book twice (the same key returns the same booking);
-  4. poll the booking's Location, waiting at least the Retry-After the server asks for and
+  4. poll the booking's Location, waiting at least the Retry-After the server asks for (it
+     grows with the booking's queue_position, the bookings of its show ahead of it) and
      backing off, until it is final;
   5. handle every final status: confirmed, failed (with its reason) and cancelled.
 
@@ -151,7 +152,10 @@ class Client:
         # One key per booking intent, reused by every retry of this submission.
         key = str(uuid.uuid4())
         _, headers, booking = self.call("POST", "/api/v1/bookings", body, {"Idempotency-Key": key})
-        print(f"Accepted: booking {booking['id']} is {booking['status']} (request id {headers['X-Request-ID']}).")
+        print(
+            f"Accepted: booking {booking['id']} is {booking['status']}{ahead(booking)} "
+            f"(request id {headers['X-Request-ID']})."
+        )
         return booking, headers["Location"], float(headers.get("Retry-After", 1))
 
     def wait_until_final(self, location: str, retry_after: float, *, timeout: float) -> dict:
@@ -163,9 +167,15 @@ class Client:
             _, headers, booking = self.call("GET", location)
             if booking["status"] in FINAL or time.monotonic() > deadline:
                 return booking
-            print(f"  still {booking['status']}...")
+            print(f"  still {booking['status']}{ahead(booking)}...")
             retry_after = float(headers.get("Retry-After", 1))
             attempt += 1
+
+
+def ahead(booking: dict) -> str:
+    # queue_position: how many bookings of the show are decided before this one (pending only).
+    position = booking.get("queue_position")
+    return f", {position} ahead" if position is not None else ""
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 8.0) -> float:

@@ -5,6 +5,7 @@ test marked `django_db(transaction=True)` can create rows, drive the API over HT
 check the results in SQL.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,7 +92,7 @@ def start_web(log_dir: Path, *, workers: int = 2, **env) -> tuple[Proc, str]:
     return proc, base_url
 
 
-def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env) -> Proc:
+def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", extra_args: tuple = (), **env) -> Proc:
     proc = Proc(
         f"worker-{name}",
         [
@@ -109,6 +110,7 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", **env
             "--without-gossip",
             "--loglevel",
             "INFO",
+            *extra_args,
         ],
         service_env(**env),
         log_dir / f"worker-{name}.log",
@@ -171,3 +173,29 @@ def poll_until_final(client: httpx.Client, booking_id: str, *, timeout: float = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"booking {booking_id} still {body['status']} after {timeout}s")
         time.sleep(min(float(response.headers.get("Retry-After", 1)), 0.2))
+
+
+@contextlib.contextmanager
+def broker_at(url: str):
+    """This process's Celery app publishes to (and reads queue lengths from) `url`."""
+    from workers.celery import app
+
+    original = app.conf.broker_url
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (a run
+    # on RabbitMQ sets it, tests/settings.py).
+    original_env = os.environ.pop("CELERY_BROKER_URL", None)
+    _use_broker(app, url)
+    try:
+        yield
+    finally:
+        if original_env is not None:
+            os.environ["CELERY_BROKER_URL"] = original_env
+        _use_broker(app, original)
+
+
+def _use_broker(app, url: str) -> None:
+    # kombu keeps its connection and producer pools per broker URL; dropping the app's
+    # references makes it look them up again for the new URL (the old pools stay open).
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None

@@ -22,6 +22,7 @@ BOOKING_FIELDS = {
     "decided_at",
     "confirmed_at",
     "cancelled_at",
+    "queue_position",
 }
 
 
@@ -143,6 +144,57 @@ def test_poll_own_booking_and_not_anothers(user_api, other_api, staff_api, show)
     assert "Retry-After" not in decided
 
 
+def test_pending_bookings_show_their_queue_position(user_api, other_api, show, user):
+    other_show = ShowFactory()
+    post(other_api, other_show, quantity=1)
+    accepted = [post(api, show, quantity=1) for api in (user_api, other_api, user_api, user_api)]
+    post(other_api, other_show, quantity=1)
+    assert [r.json()["queue_position"] for r in accepted] == [0, 1, 2, 3]
+    ids = [r.json()["id"] for r in accepted]
+    mine = [ids[0], ids[2], ids[3]]
+    assert [user_api.get(f"/api/v1/bookings/{i}").json()["queue_position"] for i in mine] == [0, 2, 3]
+    listed = user_api.get("/api/v1/bookings").json()["results"]
+    assert [(b["id"], b["queue_position"]) for b in listed] == [(ids[3], 3), (ids[2], 2), (ids[0], 0)]
+
+    assert user_api.delete(f"/api/v1/bookings/{ids[0]}").json()["queue_position"] is None
+    assert user_api.get(f"/api/v1/bookings/{ids[3]}").json()["queue_position"] == 2
+    booking_decide_batch(show_id=show.pk)
+    decided = user_api.get(f"/api/v1/bookings/{ids[3]}")
+    assert (decided.json()["status"], decided.json()["queue_position"]) == ("confirmed", None)
+    assert [b["queue_position"] for b in user_api.get("/api/v1/bookings").json()["results"]] == [None] * 3
+
+
+def test_retry_after_grows_with_the_queue_position(user_api, show, settings):
+    settings.BOOKING_POLL_RETRY_AFTER, settings.BOOKING_POLL_RETRY_AFTER_MAX = 1, 3
+    settings.BOOKING_POLL_DECISIONS_PER_SECOND = 2
+    accepted = [post(user_api, show, quantity=1) for _ in range(8)]
+    assert [int(r["Retry-After"]) for r in accepted] == [1, 1, 1, 2, 2, 3, 3, 3]
+    polled = [user_api.get(r["Location"]) for r in accepted]
+    assert [int(r["Retry-After"]) for r in polled] == [1, 1, 1, 2, 2, 3, 3, 3]
+
+
+def test_the_schema_documents_the_queue_position(api):
+    field = api.get("/swagger.json").json()["definitions"]["BookingOutput"]["properties"]["queue_position"]
+    assert (field["type"], field["minimum"], field["x-nullable"]) == ("integer", 0, True)
+
+
+def test_a_list_page_counts_positions_in_one_query(user_api, show):
+    """Whatever the number of pending bookings on the page, one query counts their positions."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert user_api.get("/api/v1/bookings").status_code == 200
+        return len(queries)
+
+    post(user_api, show, quantity=1)
+    one = list_queries()
+    for _ in range(5):
+        post(user_api, show, quantity=1)
+    assert list_queries() == one
+
+
 def test_unknown_booking_is_404(user_api):
     assert user_api.get("/api/v1/bookings/00000000-0000-0000-0000-000000000000").status_code == 404
 
@@ -186,6 +238,7 @@ def test_the_lean_booking_body_matches_the_documented_serializer(user, other_use
     """booking_representation (the hot paths) renders exactly what BookingOutputSerializer
     (the schema and the lists) renders, in every state and time zone."""
     from booking_api.serializers import BookingOutputSerializer, booking_representation
+    from core.selectors import bookings_set_queue_positions
     from core.services.bookings import booking_cancel, booking_submit
 
     settings.TIME_ZONE = time_zone
@@ -194,6 +247,8 @@ def test_the_lean_booking_body_matches_the_documented_serializer(user, other_use
     quantity, _ = booking_submit(user_id=user.pk, show_id=show.pk, quantity=2)
     failed, _ = booking_submit(user_id=other_user.pk, show_id=show.pk, seats=["B3"])
     states = [Booking.objects.get(pk=pending.pk), Booking.objects.get(pk=quantity.pk)]
+    bookings_set_queue_positions(bookings=states)
+    assert [b.queue_position for b in states] == [0, 2]
     booking_decide_batch(show_id=show.pk)
     cancelled = booking_cancel(booking_id=pending.pk, user=user)
     states += [cancelled, *Booking.objects.filter(pk__in=[quantity.pk, failed.pk])]

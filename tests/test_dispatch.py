@@ -3,29 +3,19 @@
 import pytest
 
 from core.redis import redis_client
+from tests.live import broker_at
 from workers import dispatch
-from workers.celery import app
 
 pytestmark = pytest.mark.django_db
 
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
 
 @pytest.fixture
-def unreachable_broker(monkeypatch):
+def unreachable_broker():
     """The Celery app publishes to a closed local port (a real, refused connection)."""
-    original = app.conf.broker_url
-    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    _use_broker("amqp://guest:guest@127.0.0.1:1//" if original.startswith("amqp") else "redis://127.0.0.1:1/0")
-    yield
-    _use_broker(original)
-
-
-def _use_broker(url: str) -> None:
-    # kombu keeps its connection and producer pools per broker URL; dropping the app's
-    # references makes it look them up again for the new URL (the old pools stay open).
-    app.conf.broker_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
+    with broker_at(DEAD_BROKER):
+        yield
 
 
 def test_one_wake_up_per_show_while_one_is_pending(show):

@@ -304,6 +304,7 @@ const pending: Booking = {
   decided_at: null,
   confirmed_at: null,
   cancelled_at: null,
+  queue_position: 0,
 };
 // @ts-expect-error an unknown failure reason is not a booking's
 export const bogus: Booking = { ...pending, failure_reason: "bogus" };

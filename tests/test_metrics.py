@@ -1,11 +1,26 @@
 """/metrics: who may read it, what it counts, and that the numbers move across processes."""
 
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
 import pytest
+from django.db import connection
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from booking_api.metrics import exposition
+from core import metrics_archive
 from core.models import Booking
+from tests import live
 from tests.factories import ShowFactory, UserFactory
-from tests.live import poll_until_final, wait_until
+from tests.faults.servers import PrivateRedis
+from tests.live import broker_at, poll_until_final, wait_until
+from workers.dispatch import publish_decision
 from workers.locks import show_lock
 
 TOKEN = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
@@ -207,3 +222,150 @@ def test_client_chosen_methods_and_paths_do_not_create_series(api):
     # 200 and 404, the metrics scrape itself; each in both metrics.
     assert len(new) <= 12, sorted(labels, key=str)
     assert value(after, "http_requests_total", method="OTHER", route="unmatched", status="404") >= 60
+
+
+# ---- recycled processes: their counts stay, their files do not pile up ----------------------
+
+# Two archive files, two files (counter, histogram) per live process, and two of a process
+# that has just exited and is being merged.
+ARCHIVES = 2
+
+
+def metric_files(directory) -> list[str]:
+    return sorted(path.name for path in directory.glob("*.db"))
+
+
+def read_counted(directory) -> dict:
+    """What /metrics would add up from `directory`: every file, as a scrape reads them."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    with metrics_archive.reading(str(directory)):
+        return samples(generate_latest(registry).decode())
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_recycled_web_workers_leave_their_counts_but_not_their_files(tmp_path):
+    """gunicorn with one worker recycled after every 3 requests: 15 requests pass through 5
+    workers, every one of them counted, and only the archive is left, not 2 files per worker."""
+    directory = tmp_path / "metrics"
+    web, base_url = live.start_web(tmp_path, workers=1, WEB_MAX_REQUESTS=3, PROMETHEUS_MULTIPROC_DIR=directory)
+    try:
+        for _ in range(15):
+            # A connection each: a recycled worker closes its connections.
+            assert httpx.get(f"{base_url}/api/v1/movies", headers={"Connection": "close"}, timeout=30).is_success
+        # The last worker exits as well: all that is left is the archive.
+        web.stop()
+        files = metric_files(directory)
+        counted = read_counted(directory)
+    finally:
+        web.stop()
+    assert web.log().count("Autorestarting worker") >= 4
+    assert files == ["counter_archive.db", "histogram_archive.db"]
+    assert value(counted, "http_requests_total", method="GET", route="/api/v1/movies", status="200") == 15
+    assert value(counted, "http_request_duration_seconds_count", method="GET", route="/api/v1/movies") == 15
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(tmp_path):
+    """A Celery worker whose pool process is replaced after every task decides 5 shows'
+    bookings in 5 processes: all 5 decisions are counted, and the directory holds the files
+    of the live processes and the archive."""
+    directory = tmp_path / "metrics"
+    broker = PrivateRedis(tmp_path).start()
+    worker = live.start_worker(
+        tmp_path,
+        concurrency=1,
+        extra_args=("--max-tasks-per-child", "1"),
+        CELERY_BROKER_URL=broker.url(),
+        PROMETHEUS_MULTIPROC_DIR=directory,
+    )
+    try:
+        shows = [ShowFactory() for _ in range(5)]
+        user = UserFactory()
+        for show in shows:
+            Booking.objects.create(user=user, show=show, quantity=1)
+        with broker_at(broker.url()):
+            for show in shows:
+                publish_decision(show_id=show.pk)
+        live.wait_until(
+            lambda: not Booking.objects.filter(status="pending").exists(), timeout=60, what="the decisions", proc=worker
+        )
+        # Each pool process exits after its task and a new one takes its place: the files
+        # stay at those of the live processes (the main one and a pool process) and the
+        # archive, with room for one process being merged.
+        live.wait_until(
+            lambda: (
+                len(metric_files(directory)) <= ARCHIVES + 6
+                and value(read_counted(directory), "booking_decision_latency_seconds_count") == 5
+            ),
+            timeout=15,
+            what="the exited processes' files merged, their decisions counted",
+        )
+        # The worker stops: every one of its processes has exited and all is in the archive.
+        worker.stop()
+        files = metric_files(directory)
+        counted = read_counted(directory)
+    finally:
+        worker.stop()
+        broker.kill()
+    assert "Process cleanup failed" not in worker.log()
+    assert files == ["counter_archive.db", "histogram_archive.db"]
+    assert value(counted, "booking_decisions_total", outcome="confirmed", reason="none") == 5
+    assert value(counted, "booking_decision_latency_seconds_count") == 5
+
+
+COUNTING_PROCESS = """
+import sys
+from prometheus_client import Counter, values
+from core import metrics_archive
+values.ValueClass = values.MultiProcessValue(process_identifier=metrics_archive.process_identifier)
+Counter("lock_test", "A counter of the lock test.").inc(int(sys.argv[1]))
+"""
+
+
+def _count_in_a_process(directory, amount: int) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", COUNTING_PROCESS, str(amount)], cwd=live.ROOT, env=env, check=True)
+
+
+def _scrape_into(scraped: list) -> None:
+    try:
+        scraped.append(exposition().decode())
+    finally:
+        connection.close()  # this thread's own
+
+
+@pytest.mark.django_db
+def test_merges_and_scrapes_exclude_each_other(tmp_path, settings):
+    """A merge waits for the scrapes reading the directory, and a scrape for a running merge:
+    a scrape never sees an exited process's counts both in its file and in the archive, or
+    in neither (Prometheus would read either as a counter reset)."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    _count_in_a_process(directory, 2)
+    _count_in_a_process(directory, 3)
+    assert len(metric_files(directory)) == 2
+
+    with metrics_archive.reading(str(directory)):
+        merge = threading.Thread(target=metrics_archive.archive_exited, args=(str(directory),))
+        merge.start()
+        merge.join(timeout=0.5)
+        assert merge.is_alive()  # waiting for the scrape
+        assert len(metric_files(directory)) == 2
+    merge.join(timeout=10)
+    assert metric_files(directory) == ["counter_archive.db"]
+    assert value(read_counted(directory), "lock_test_total") == 5
+
+    settings.PROMETHEUS_MULTIPROC_DIR = str(directory)
+    scraped = []
+    with (directory / metrics_archive.LOCK_FILE).open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a merge is running
+        scrape = threading.Thread(target=_scrape_into, args=(scraped,))
+        scrape.start()
+        scrape.join(timeout=0.5)
+        assert scrape.is_alive()  # waiting for the merge
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    scrape.join(timeout=10)
+    assert value(samples(scraped[0]), "lock_test_total") == 5

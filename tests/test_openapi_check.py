@@ -24,6 +24,7 @@ PENDING = {
     "decided_at": None,
     "confirmed_at": None,
     "cancelled_at": None,
+    "queue_position": 0,
 }
 ERROR = {"code": "not_found", "message": "Not found.", "details": {}}
 

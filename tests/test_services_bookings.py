@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking
+from core.selectors import booking_get, bookings_set_queue_positions
 from core.services.bookings import (
     booking_cancel,
     booking_decide_batch,
@@ -129,6 +130,61 @@ def test_submit_returns_the_row_as_stored(user, show):
     assert (booking.sequence, booking.created_at, booking.seats) == (stored.sequence, stored.created_at, ["B2", "B1"])
     assert (stored.status, stored.quantity, stored.idempotency_key) == ("pending", 2, "k")
     assert stored.request_fingerprint == booking.request_fingerprint != ""
+
+
+# ---- queue position ------------------------------------------------------------------------
+
+
+def positions(staff, bookings) -> list:
+    return [booking_get(booking_id=b.pk, user=staff).queue_position for b in bookings]
+
+
+def test_the_queue_position_counts_the_pending_bookings_of_the_show_ahead(user, other_user, staff, show):
+    other_show = ShowFactory()
+    elsewhere = [submit(other_user, other_show, quantity=1) for _ in range(2)]
+    decided = submit(user, show, seats=["E1"])
+    decide_all(show)
+    queue = [submit(user if n % 2 else other_user, show, quantity=1) for n in range(3)]
+    elsewhere.append(submit(other_user, other_show, quantity=1))
+    # Counted in the INSERT itself: neither the other show's nor the decided booking is ahead.
+    assert [b.queue_position for b in queue] == [0, 1, 2]
+    assert [b.queue_position for b in elsewhere] == [0, 1, 2]
+    assert positions(staff, queue) == [0, 1, 2]
+    assert positions(staff, [decided]) == [None]
+
+    booking_cancel(booking_id=queue[0].pk, user=other_user)
+    assert positions(staff, queue) == [None, 0, 1]
+    decide_all(show)
+    assert positions(staff, queue) == [None, None, None]
+    assert positions(staff, elsewhere) == [0, 1, 2]
+
+
+def test_a_position_is_counted_up_to_the_limit_only(user, staff, show, settings):
+    """A deep backlog costs a submission or a poll at most the limit's worth of index entries."""
+    settings.BOOKING_QUEUE_POSITION_LIMIT = 2
+    queue = [submit(user, show, quantity=1) for _ in range(5)]
+    assert [b.queue_position for b in queue] == [0, 1, 2, 2, 2]
+    assert positions(staff, queue) == [0, 1, 2, 2, 2]
+
+
+def test_a_replay_tells_the_original_bookings_queue_position(user, other_user, show):
+    submit(other_user, show, quantity=1)
+    first = submit(user, show, quantity=2, idempotency_key="key-1")
+    again, created = booking_submit(user_id=user.pk, show_id=show.pk, quantity=2, idempotency_key="key-1")
+    assert (again.pk, created, again.queue_position) == (first.pk, False, 1)
+
+
+def test_positions_of_a_page_cost_one_query(user, other_user, show, django_assert_num_queries):
+    other_show = ShowFactory()
+    page = [submit(user, show if n % 3 else other_show, quantity=1) for n in range(7)]
+    submit(user, show, seats=["A1"])
+    decide_all(other_show)
+    page = list(Booking.objects.filter(pk__in=[b.pk for b in page]).order_by("sequence"))
+    with django_assert_num_queries(1):
+        bookings_set_queue_positions(bookings=page)
+    assert [b.queue_position for b in page] == [None, 0, 1, None, 2, 3, None]
+    with django_assert_num_queries(0):
+        bookings_set_queue_positions(bookings=[b for b in page if b.status != "pending"])
 
 
 def test_keys_are_per_user(user, other_user, show):

@@ -1,15 +1,24 @@
-"""The drain's linger: a drain that runs out of bookings waits briefly for the next one of
-its show, unless another show's wake-up is queued (real Redis broker, real PostgreSQL)."""
+"""The drain: a drain that runs out of bookings waits briefly for the next one of its show,
+unless another show's wake-up is queued; a drain that never runs out hands its show on after
+a bounded turn while other shows wait, and at its deadline; a hand-off the broker refuses is
+tried again, then left to the marker's lapse (real Redis broker, real PostgreSQL)."""
 
+import threading
 import time
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
+from core.models import Booking
+from core.redis import redis_client
 from core.services.bookings import booking_submit
+from tests import live
 from tests.factories import ShowFactory, UserFactory
+from tests.faults.servers import PrivateRedis
+from tests.live import broker_at
 from workers import dispatch, tasks
-from workers.dispatch import wakeups_queued
+from workers.dispatch import wake_key, wakeups_queued
 from workers.tasks import decide_show
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +73,173 @@ def test_linger_can_be_switched_off(private_queue):
     show = ShowFactory()
     booking_submit(user_id=UserFactory().pk, show_id=show.pk, quantity=1)
     assert not tasks._more_soon(show_id=show.pk)
+
+
+# ---- turns: a show fed without pause does not starve the others ----------------------------
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A redis-server of this test's own as the broker, for the worker it starts and for
+    this process's publishes: no worker of the other tests takes its wake-ups."""
+    server = PrivateRedis(tmp_path).start()
+    try:
+        with broker_at(server.url()):
+            yield server
+    finally:
+        server.kill()
+
+
+def _feed(show_id: int, user_id: int, stop: threading.Event) -> None:
+    """Pending bookings of the show, faster than a drain deciding one per transaction takes
+    them: written straight to PostgreSQL, like bookings whose wake-up found the marker set."""
+    try:
+        while not stop.is_set():
+            Booking.objects.bulk_create(Booking(user_id=user_id, show_id=show_id, quantity=1) for _ in range(25))
+            time.sleep(0.025)
+    finally:
+        connection.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_show_fed_without_pause_lets_another_show_through(private_broker, tmp_path):
+    """One worker process; one show always has bookings pending (a drain deciding one per
+    transaction never catches up), so its drain never runs out of work. A booking of a
+    second show is still decided within a few turns (BOOKING_DRAIN_TURN_SECONDS=1), not at
+    the drain's deadline (60 s with the default soft time limit)."""
+    hot = ShowFactory(screen__rows=26, screen__seats_per_row=200)
+    cold = ShowFactory()
+    user = UserFactory()
+    worker = live.start_worker(
+        tmp_path,
+        concurrency=1,
+        CELERY_BROKER_URL=private_broker.url(),
+        BOOKING_DECIDE_BATCH=1,
+        BOOKING_DRAIN_TURN_SECONDS=1,
+    )
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(hot.pk, user.pk, stop), daemon=True)
+    booking_submit(user_id=user.pk, show_id=hot.pk, quantity=1)  # the hot show's wake-up
+    feeder.start()
+    try:
+        hot_decided = Booking.objects.filter(show=hot).exclude(status="pending")
+        live.wait_until(lambda: hot_decided.count() >= 20, timeout=60, what="the hot show's drain", proc=worker)
+        booking, _ = booking_submit(user_id=user.pk, show_id=cold.pk, quantity=1)
+        submitted = time.monotonic()
+        live.wait_until(
+            lambda: Booking.objects.get(pk=booking.pk).status != "pending",
+            timeout=15,
+            what="the other show's booking to be decided",
+            proc=worker,
+        )
+        waited = time.monotonic() - submitted
+        decided_before = hot_decided.count()
+        # The hot show goes on being decided after the other show's turn.
+        live.wait_until(
+            lambda: hot_decided.count() > decided_before + 20, timeout=30, what="the hot show's next turn", proc=worker
+        )
+    finally:
+        stop.set()
+        feeder.join(timeout=10)
+        worker.stop()
+    assert Booking.objects.get(pk=booking.pk).status == "confirmed"
+    assert waited < 15
+    assert Booking.objects.filter(show=hot, status="pending").exists()  # it was never caught up with
+    # Its turns kept the show's decisions serial and in acceptance order.
+    decided = Booking.objects.filter(show=hot, decided_at__isnull=False).order_by("sequence")
+    decided = list(decided.values_list("decided_at", flat=True))
+    assert decided == sorted(decided)
+    assert "could not hand the show off" not in worker.log()
+
+
+# ---- hand-offs the broker refuses ----------------------------------------------------------
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # a closed local port: a real, refused connection
+
+
+def _queued(server: PrivateRedis) -> int:
+    return server.client().llen("bookings")
+
+
+def _pending(show, count: int) -> None:
+    # Written straight to PostgreSQL, as if their wake-up had been lost.
+    user = UserFactory()
+    for _ in range(count):
+        Booking.objects.create(user=user, show=show, quantity=1)
+
+
+@override_settings(CELERY_TASK_SOFT_TIME_LIMIT=0, BOOKING_DECIDE_BATCH=1, BOOKING_RECOVERY_GRACE_SECONDS=0)
+def test_a_refused_hand_off_is_retried_then_left_to_the_recovery_job(tmp_path, caplog):
+    """The drain is at its deadline after one batch; the broker refuses every attempt: the
+    task still ends normally, the marker lapses soon, and the recovery job queues the show."""
+    show = ShowFactory()
+    _pending(show, 3)
+    redis_client().set(wake_key(show.pk), 1)  # the wake-up that started this drain
+    with broker_at(DEAD_BROKER):
+        started = time.monotonic()
+        assert decide_show(show.pk) == 1
+        elapsed = time.monotonic() - started
+    retried = [r for r in caplog.records if r.getMessage() == "hand-off failed; trying again"]
+    assert len(retried) == dispatch.HAND_OFF_ATTEMPTS - 1
+    assert elapsed >= sum(dispatch.HAND_OFF_BACKOFF_SECONDS * 2**n for n in range(dispatch.HAND_OFF_ATTEMPTS - 1))
+    assert "could not hand the show off" in caplog.text
+    assert 0 < redis_client().pttl(wake_key(show.pk)) <= dispatch.WAKE_MARKER_AFTER_FAILED_PUBLISH_MS
+    assert Booking.objects.filter(show=show, status="pending").count() == 2
+
+    server = PrivateRedis(tmp_path).start()
+    try:
+        with broker_at(server.url()):
+            assert tasks.recover_pending_bookings() == 0  # the marker still says "queued"
+            live.wait_until(lambda: not redis_client().exists(wake_key(show.pk)), timeout=10, what="the marker")
+            redis_client().delete("booking:recovery-sweep")
+            assert tasks.recover_pending_bookings() == 1
+            assert _queued(server) == 1
+    finally:
+        server.kill()
+
+
+@override_settings(CELERY_TASK_SOFT_TIME_LIMIT=0, BOOKING_DECIDE_BATCH=1)
+def test_a_hand_off_reaches_a_broker_that_comes_back(tmp_path, caplog):
+    """The broker is down when the drain hands its show off and up a moment later: the
+    retried publish queues the show's next turn, and its marker keeps saying so."""
+    show = ShowFactory()
+    _pending(show, 3)
+    server = PrivateRedis(tmp_path)  # its port is chosen, nothing listens there yet
+    restart = threading.Timer(0.2, server.start)
+    try:
+        with broker_at(server.url()):
+            restart.start()
+            assert decide_show(show.pk) == 1
+        restart.join()
+        assert _queued(server) == 1
+    finally:
+        restart.cancel()
+        server.kill()
+    assert any(r.getMessage() == "hand-off failed; trying again" for r in caplog.records)
+    assert "could not hand the show off" not in caplog.text
+    assert redis_client().ttl(wake_key(show.pk)) > 2
+
+
+# ---- the recovery job ----------------------------------------------------------------------
+
+
+@override_settings(BOOKING_RECOVERY_GRACE_SECONDS=0)
+def test_recovery_sweeps_queue_a_waiting_show_once(private_broker):
+    """Shows whose wake-up waits in a long queue are still pending at every sweep: the
+    sweeps queue each of them once, not once per sweep."""
+    first, second = ShowFactory(), ShowFactory()
+    _pending(first, 2)
+    _pending(second, 1)
+    sweeps = []
+    for _ in range(4):
+        redis_client().delete("booking:recovery-sweep")  # as if the sweep interval had passed
+        sweeps.append(tasks.recover_pending_bookings())
+    assert sweeps == [2, 0, 0, 0]
+    assert _queued(private_broker) == 2
+    # A show whose wake-up was taken (its marker cleared by the drain that found nothing to
+    # do, say) and is pending again is queued by the next sweep.
+    dispatch.clear_wake_marker(show_id=first.pk)
+    redis_client().delete("booking:recovery-sweep")
+    assert tasks.recover_pending_bookings() == 1
+    assert _queued(private_broker) == 3

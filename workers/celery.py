@@ -4,7 +4,7 @@ import os
 from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 
 from workers import broker
 
@@ -38,6 +38,24 @@ def use_worker_database_timeouts(**kwargs) -> None:
     settings.DATABASES["default"]["OPTIONS"]["options"] = settings.DB_SESSION_OPTIONS["worker"]
     # Connections opened before this point (none, normally) would keep the web values.
     connections.close_all()
+
+
+@worker_process_init.connect
+def archive_metrics_of_exited_processes(**kwargs) -> None:
+    """A new pool process usually replaces one that exited (recycled, killed, crashed): merge
+    the metrics files that process left into the archive, so that they do not pile up."""
+    from core.metrics import archive_exited_processes
+
+    archive_exited_processes()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def archive_own_metrics(**kwargs) -> None:
+    """A pool process, or the worker's main process, that stops counting archives its files."""
+    from core.metrics import archive_exited_processes
+
+    archive_exited_processes(exiting=os.getpid())
 
 
 # Connects the signals that carry the request id from the API into the tasks' log lines.

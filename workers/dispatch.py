@@ -4,12 +4,15 @@ A booking only needs some worker to drain its show after it was committed. One m
 per booking would make most tasks find the show's lock taken and retry, so a marker key
 records that a wake-up is queued or a drain is running; bookings that find it set rely on
 that drain. The drainer clears the marker before its final look for pending bookings, so a
-booking committed after that look queues a new wake-up. The marker expires on its own, and
-the recovery job re-queues anything a lost message or a dead worker left pending.
+booking committed after that look queues a new wake-up. A drain that stops with bookings
+left (its turn or its time is up) queues the show again itself, keeping the marker. The
+marker expires on its own, and the recovery job, which queues through the marker too,
+re-queues anything a lost message or a dead worker left pending.
 """
 
 import contextlib
 import logging
+import time
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -23,6 +26,14 @@ logger = logging.getLogger("workers.dispatch")
 
 # How long a wake-up marker outlives a publish that failed (see wake_show).
 WAKE_MARKER_AFTER_FAILED_PUBLISH_MS = 2000
+# A drain's hand-off is tried this many times, waiting HAND_OFF_BACKOFF_SECONDS, then twice
+# that, and so on in between (1.5 s of waiting): a broker that restarts or fails over is
+# back by then. No attempt starts after HAND_OFF_SECONDS, however slowly each one fails (a
+# frozen broker makes each wait out its socket timeouts), so that the drain lets go of its
+# show's lock (renewed just before) well inside the lock's expiry.
+HAND_OFF_ATTEMPTS = 5
+HAND_OFF_BACKOFF_SECONDS = 0.1
+HAND_OFF_SECONDS = 8.0
 
 
 def wake_key(show_id: int) -> str:
@@ -55,14 +66,37 @@ def _shorten_marker(show_id: int) -> None:
         redis_client().pexpire(wake_key(show_id), WAKE_MARKER_AFTER_FAILED_PUBLISH_MS)
 
 
+def hand_off(*, show_id: int) -> bool:
+    """Queue the next turn of a show whose drain stops with bookings left (its turn or its
+    time is up); its marker stays set, since a wake-up is queued again. Never raises: a
+    broker that refuses every attempt leaves the marker to lapse, so that the show's next
+    booking, or else the recovery job, queues it."""
+    started = time.monotonic()
+    for attempt in range(HAND_OFF_ATTEMPTS):
+        try:
+            publish_decision(show_id=show_id)
+            return True
+        except Exception:
+            delay = HAND_OFF_BACKOFF_SECONDS * 2**attempt
+            if attempt == HAND_OFF_ATTEMPTS - 1 or time.monotonic() + delay - started > HAND_OFF_SECONDS:
+                logger.exception("could not hand the show off", extra={"show_id": show_id})
+                break
+            logger.warning("hand-off failed; trying again", exc_info=True, extra={"show_id": show_id})
+            time.sleep(delay)
+    _shorten_marker(show_id)
+    return False
+
+
 def publish_decision(*, show_id: int, booking_id=None) -> None:
-    """Publish a drain of the show unconditionally (the recovery job's re-queue)."""
+    """Publish a drain of the show unconditionally."""
     from workers.tasks import decide_show
 
     kwargs = {"booking_id": str(booking_id) if booking_id else None}
     decide_show.apply_async(
         args=[show_id],
         kwargs=kwargs,
+        # The queue wakeups_queued() counts (the route of bookings.*).
+        queue=bookings_queue(),
         # What Flower shows and searches (`kwargs:booking_id=<id>`, `kwargs:request_id=<id>`):
         # the arguments, plus the id of the request that queued the wake-up, which also
         # travels in the message headers (workers/tracing.py).

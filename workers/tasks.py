@@ -17,7 +17,7 @@ from core.services.bookings import (
     bookings_expire_started,
 )
 from workers import broker
-from workers.dispatch import clear_wake_marker, keep_wake_marker, publish_decision, wakeups_queued
+from workers.dispatch import clear_wake_marker, hand_off, keep_wake_marker, wake_show, wakeups_queued
 from workers.locks import show_lock, show_lock_held
 
 logger = logging.getLogger("workers.tasks")
@@ -71,8 +71,10 @@ def decide_show(self, show_id: int, booking_id: str | None = None) -> int:
 
 
 def _drain(*, show_id: int, lock) -> int:
+    started = time.monotonic()
     # Hand the show to a fresh task well before the soft time limit could interrupt a batch.
-    deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    deadline = started + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    turn_ends = started + settings.BOOKING_DRAIN_TURN_SECONDS
     decided = 0
     while True:
         while batch := booking_decide_next(show_id=show_id, propagate=(SoftTimeLimitExceeded,)):
@@ -85,8 +87,10 @@ def _drain(*, show_id: int, lock) -> int:
                 metrics.LOCK_LOST.inc()
                 return decided
             keep_wake_marker(show_id=show_id)
-            if time.monotonic() > deadline:
-                publish_decision(show_id=show_id)
+            if _time_is_up(deadline=deadline, turn_ends=turn_ends):
+                # The show's next turn queues behind the wake-ups already waiting; its
+                # bookings stay pending, in order, for whichever drain takes it next.
+                hand_off(show_id=show_id)
                 return decided
             if len(batch) < settings.BOOKING_DECIDE_BATCH:
                 # A short batch took everything that was pending: go straight to the final
@@ -100,6 +104,21 @@ def _drain(*, show_id: int, lock) -> int:
         if not selectors.booking_pending_exists(show_id=show_id):
             return decided
         keep_wake_marker(show_id=show_id)
+
+
+def _time_is_up(*, deadline: float, turn_ends: float) -> bool:
+    """Past the deadline, or past the turn while another show's wake-up waits."""
+    now = time.monotonic()
+    if now > deadline:
+        return True
+    if now <= turn_ends:
+        return False
+    try:
+        return wakeups_queued()
+    except Exception:
+        # Cannot tell: keep draining (the deadline still bounds the task).
+        logger.warning("could not read the bookings queue", exc_info=True)
+        return False
 
 
 # Long enough that a sale's bookings gather into batches (each batch reads the show's held
@@ -139,8 +158,10 @@ def recover_pending_bookings() -> int:
 
     Their wake-up was lost with Redis, or the worker holding it died. Bookings of shows that
     have started are failed instead. Safe to run anywhere and often: a short Redis marker
-    keeps concurrent beat instances from sweeping together, and a duplicate wake-up is a
-    no-op anyway. Returns how many shows were re-queued.
+    keeps concurrent beat instances from sweeping together, and a show is queued through
+    its wake-up marker like any submission, so a show whose wake-up waits in a long queue
+    (or whose drain runs) is not queued again by every sweep. Returns how many shows were
+    re-queued.
     """
     interval = settings.BOOKING_RECOVERY_INTERVAL_SECONDS
     if not redis_client().set("booking:recovery-sweep", 1, nx=True, px=max(1, int(interval * 900))):
@@ -150,8 +171,8 @@ def recover_pending_bookings() -> int:
     for show_id in selectors.bookings_overdue_show_ids(older_than_seconds=settings.BOOKING_RECOVERY_GRACE_SECONDS):
         if show_lock_held(show_id):
             continue  # a drain is running and will get to them
-        publish_decision(show_id=show_id)
-        requeued += 1
+        if wake_show(show_id=show_id):
+            requeued += 1
     if requeued:
         metrics.RECOVERY_REQUEUES.inc(requeued)
         logger.warning("re-queued overdue pending bookings", extra={"shows": requeued})

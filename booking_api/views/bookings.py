@@ -2,7 +2,6 @@
 
 import re
 
-from django.conf import settings
 from drf_yasg import openapi
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import status
@@ -18,6 +17,7 @@ from booking_api.serializers import (
 from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
 from core.exceptions import ValidationFailed
+from core.polling import booking_retry_after
 from core.services.bookings import booking_cancel, booking_submit
 
 TAGS = ["bookings"]
@@ -35,7 +35,12 @@ IDEMPOTENCY_HEADER = openapi.Parameter(
     min_length=1,
     max_length=255,
 )
-RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before polling again."}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "type": "integer",
+        "description": "Seconds to wait before polling again; longer the further back in the queue.",
+    }
+}
 BOOKING_ACCEPTED = openapi.Response(
     "Accepted: the booking is pending until a worker decides it.",
     BookingOutputSerializer,
@@ -57,9 +62,14 @@ def _idempotency_key(request) -> str | None:
 
 def _booking_response(booking, *, http_status: int = status.HTTP_200_OK) -> Response:
     response = Response(booking_representation(booking), status=http_status)
-    if booking.status == booking.Status.PENDING:
-        response["Retry-After"] = str(settings.BOOKING_POLL_RETRY_AFTER)
+    retry_after = booking_retry_after(booking)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
+
+
+def _set_queue_positions(page) -> None:
+    selectors.bookings_set_queue_positions(bookings=page)
 
 
 class BookingListCreateApi(BaseApi):
@@ -96,7 +106,11 @@ class BookingListCreateApi(BaseApi):
         params = valid_query(BookingListQuerySerializer, request)
         bookings = selectors.booking_list(user=request.user, status=params.get("status"))
         return paginated_response(
-            request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
+            request=request,
+            view=self,
+            queryset=bookings,
+            serializer_class=BookingOutputSerializer,
+            prepare=_set_queue_positions,
         )
 
 
@@ -133,5 +147,9 @@ class UserBookingListApi(BaseApi):
         params = valid_query(BookingListQuerySerializer, request)
         bookings = selectors.booking_list(user=request.user, owner_id=user_id, status=params.get("status"))
         return paginated_response(
-            request=request, view=self, queryset=bookings, serializer_class=BookingOutputSerializer
+            request=request,
+            view=self,
+            queryset=bookings,
+            serializer_class=BookingOutputSerializer,
+            prepare=_set_queue_positions,
         )

@@ -4,9 +4,13 @@ from rest_framework.views import APIView
 from booking_api.pagination import StandardPagination
 
 
-def paginated_response(*, request, view, queryset, serializer_class) -> Response:
+def paginated_response(*, request, view, queryset, serializer_class, prepare=None) -> Response:
+    """One page of `queryset`; `prepare(page)` completes the page's rows in one go before
+    they are rendered (what a row needs beyond its columns, without a query per row)."""
     paginator = StandardPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
+    if prepare is not None:
+        prepare(page)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 

@@ -35,7 +35,7 @@ from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import Layout, SeatAllocator, label_position
-from core.selectors import bookings_visible_to
+from core.selectors import bookings_set_queue_positions, bookings_visible_to, queue_ahead_sql
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -157,6 +157,7 @@ def booking_submit(
             user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint
         )
         if replay:
+            bookings_set_queue_positions(bookings=[replay])
             return replay, False
         raise
     except IntegrityError:
@@ -168,6 +169,7 @@ def booking_submit(
         replay = _find_replay(user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if replay is None:
             raise
+        bookings_set_queue_positions(bookings=[replay])
         return replay, False
     logger.info("booking accepted", extra={"booking_id": str(booking.id), "show_id": show_id})
     metrics.booking_accepted(by_quantity=seats is None)
@@ -207,11 +209,11 @@ def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quanti
         return False
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"INSERT INTO {Booking._meta.db_table} AS b ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
             "SELECT %s::uuid, %s, %s, %s::varchar, %s::varchar(4)[], %s, %s::varchar, %s::varchar, %s, %s, %s::varchar "
             f"FROM {Show._meta.db_table} s JOIN {Screen._meta.db_table} c ON c.id = s.screen_id "
             "WHERE s.id = %s AND s.status <> %s AND s.starts_at > %s AND c.rows >= %s AND c.seats_per_row >= %s "
-            "RETURNING sequence",
+            f"RETURNING {_returning()}",
             [
                 *_insert_values(booking),
                 booking.show_id,
@@ -223,7 +225,7 @@ def _insert_if_bookable(booking: Booking, *, seats: Sequence[str] | None, quanti
         row = cursor.fetchone()
     if row is None:
         return False
-    _mark_inserted(booking, sequence=row[0])
+    _mark_inserted(booking, sequence=row[0], queue_position=row[1])
     return True
 
 
@@ -262,17 +264,26 @@ def _insert_pending(booking: Booking) -> None:
     """INSERT the pending row unconditionally (the request was just checked)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Booking._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
-            f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING sequence",
+            f"INSERT INTO {Booking._meta.db_table} AS b ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608  # nosec B608
+            f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING {_returning()}",
             _insert_values(booking),
         )
-        _mark_inserted(booking, sequence=cursor.fetchone()[0])
+        sequence, queue_position = cursor.fetchone()
+    _mark_inserted(booking, sequence=sequence, queue_position=queue_position)
 
 
-def _mark_inserted(booking: Booking, *, sequence: int) -> None:
+def _returning() -> str:
+    # The new row's acceptance order and its queue position, counted in the INSERT itself
+    # so that an accepted booking still costs one round trip. The count runs on the
+    # statement's snapshot: the bookings of the show committed as pending before this one.
+    return f"b.sequence, ({queue_ahead_sql(show='b.show_id', sequence='b.sequence')})"
+
+
+def _mark_inserted(booking: Booking, *, sequence: int, queue_position: int) -> None:
     # The instance now stands for a stored row, as if Model.save() had written it (built by
     # hand: save() spends longer building its statement than PostgreSQL running it).
     booking.sequence = sequence
+    booking.queue_position = queue_position
     booking._state.adding = False
     booking._state.db = connection.alias
 

@@ -9,17 +9,24 @@ directly), so the broker can be made unreachable for the web processes only: fir
 publish fails after the commit and the API still answers 202; then the web processes are
 killed (SIGKILL) while their publish hangs, after the commit and before any answer, and the
 clients retry with their Idempotency-Key.
+
+A drain's own publish (its hand-off to the show's next turn) meets a frozen broker too: it
+gives up in bounded time and leaves the show to its lapsing marker.
 """
 
 import os
 import signal
+import time
 
 import httpx
+from django.conf import settings
 
+from core.redis import redis_client
 from tests.faults.invariants import check_guarantees, rows, wait_until_final
 from tests.faults.servers import TcpProxy, alive, children
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.live import broker_at, wait_until
+from workers.dispatch import HAND_OFF_SECONDS, WAKE_MARKER_AFTER_FAILED_PUBLISH_MS, hand_off, publish_decision, wake_key
 
 
 def _start(stack):
@@ -100,3 +107,24 @@ def test_web_processes_killed_between_commit_and_publish(stack):
     assert clients.statuses["network"] >= 2  # the killed requests were never answered
     assert clients.problems == []
     assert summary == {"confirmed": 12}
+
+
+def test_a_drain_handing_off_to_a_frozen_broker_lets_go_of_its_show_in_time(private_redis):
+    """Fault 3b: the broker is frozen (SIGSTOP) when a drain hands its show off. Every
+    attempt waits out the broker's socket timeouts; the drain still gives up within a bounded
+    time, well inside its show lock's expiry, and leaves the show's marker to lapse so that
+    the show is queued again once the broker answers."""
+    show_id = 424242
+    redis_client().set(wake_key(show_id), 1, ex=settings.BOOKING_LOCK_TIMEOUT)  # the drain's marker
+    with broker_at(private_redis.url()):
+        publish_decision(show_id=show_id)  # connected while the broker still answers
+        private_redis.popen.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            assert hand_off(show_id=show_id) is False
+            elapsed = time.monotonic() - started
+        finally:
+            private_redis.popen.send_signal(signal.SIGCONT)
+    # One attempt takes at most a few seconds (the publish's own retry and socket timeouts).
+    assert elapsed < HAND_OFF_SECONDS + 6 < settings.BOOKING_LOCK_TIMEOUT
+    assert 0 < redis_client().pttl(wake_key(show_id)) <= WAKE_MARKER_AFTER_FAILED_PUBLISH_MS
