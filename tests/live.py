@@ -115,7 +115,11 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", extra
         service_env(**env),
         log_dir / f"worker-{name}.log",
     ).start()
-    wait_until(lambda: "ready" in proc.log(), timeout=60, what=f"celery worker {name}", proc=proc)
+    try:
+        wait_until(lambda: "ready" in proc.log(), timeout=60, what=f"celery worker {name}", proc=proc)
+    except Exception:
+        proc.stop()  # a worker that never got ready must not outlive the test
+        raise
     return proc
 
 

@@ -95,8 +95,9 @@ def publish_decision(*, show_id: int, booking_id=None) -> None:
     decide_show.apply_async(
         args=[show_id],
         kwargs=kwargs,
-        # The queue wakeups_queued() counts (the route of bookings.*).
-        queue=bookings_queue(),
+        # The show's bookings queue, one of those wakeups_queued() counts (its retries
+        # follow it there through the router, workers/broker.py).
+        queue=bookings_queue(show_id),
         # What Flower shows and searches (`kwargs:booking_id=<id>`, `kwargs:request_id=<id>`):
         # the arguments, plus the id of the request that queued the wake-up, which also
         # travels in the message headers (workers/tracing.py).
@@ -121,6 +122,10 @@ def warm_publisher() -> None:
 
 def bookings_queues() -> list[str]:
     return broker.booking_queues()
+
+
+def bookings_queue(show_id: int) -> str:
+    return broker.booking_queue_for(show_id)
 
 
 def wakeups_queued() -> bool:
