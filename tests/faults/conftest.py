@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests import live
+from tests import live, rabbitmq
 from tests.faults.servers import PG_BIN, PrivatePostgres, PrivateRedis
 from tests.faults.stack import FaultStack
 
@@ -70,11 +70,24 @@ def private_redis(tmp_path):
 
 
 @pytest.fixture
-def stack(private_pg, private_redis, tmp_path):
+def broker_url(private_redis):
+    """The test's broker: its private Redis, or on RabbitMQ (TEST_AMQP_URL) a virtual host
+    of its own, deleted after the test."""
+    if not rabbitmq.base_url():
+        yield private_redis.url()
+        return
+    url = rabbitmq.create(rabbitmq.new_vhost_url("booking-fault"))
+    yield url
+    rabbitmq.delete(url)
+
+
+@pytest.fixture
+def stack(private_pg, private_redis, broker_url, tmp_path):
     """A FaultStack, not started: the test chooses its workers and settings."""
     created: list[FaultStack] = []
 
     def make(**env) -> FaultStack:
+        env = {"CELERY_BROKER_URL": broker_url, **env}
         created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, **env))
         return created[-1]
 
