@@ -122,6 +122,19 @@ DB_SESSION_OPTIONS = {
     for role, timeouts in DB_SESSION_TIMEOUTS.items()
 }
 DATABASES["default"]["OPTIONS"]["options"] = DB_SESSION_OPTIONS["web"]
+# Behind PgBouncer in transaction pooling mode (DB_POOL_MODE=transaction; README "Scaling"):
+# a session is no longer the client's, so nothing may depend on one. No server-side cursors
+# (they live across statements of a session), and no session options in the startup packet
+# (PgBouncer refuses `options`, or drops it silently if told to ignore it): the timeouts are
+# set on PgBouncer's server connections instead, by the connect_query of two database
+# aliases that `manage.py pgbouncer_databases` writes, one with the web values (the alias in
+# DATABASE_URL) and one with the workers' (DB_WORKER_NAME, switched to when a worker starts).
+DB_POOL_MODE = env.str("DB_POOL_MODE", default="session")
+DB_WORKER_NAME = env.str("DB_WORKER_NAME", default="")
+if DB_POOL_MODE == "transaction":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DB_SESSION_OPTIONS = dict.fromkeys(DB_SESSION_TIMEOUTS, "")
+    DATABASES["default"]["OPTIONS"].pop("options", None)
 
 # The release step's migrate (manage.py release_migrate) waits this long for any lock, then
 # rolls back and tries again, MIGRATE_ATTEMPTS times in all.

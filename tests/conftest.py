@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import live, openapi_check, rabbitmq
+from tests import live, openapi_check, pgbouncer, rabbitmq
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 
@@ -176,14 +177,27 @@ class LiveStack:
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn (2 workers) and a Celery worker (2 pool processes) on the test database."""
     log_dir = tmp_path_factory.mktemp("live")
+    env = {}
+    bouncer = None
+    if pgbouncer.enabled():
+        # TEST_PGBOUNCER: the service reaches the test database through a private PgBouncer.
+        if reason := pgbouncer.missing_reason():
+            pytest.fail(reason)
+        db = connection.settings_dict
+        bouncer = pgbouncer.PrivatePgBouncer(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), dbname=db["NAME"])
+        env = bouncer.start().service_env()
     # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
-    web, base_url = live.start_web(log_dir, LOG_FORMAT="json")
+    web, base_url = live.start_web(log_dir, LOG_FORMAT="json", **env)
     try:
-        worker = live.start_worker(log_dir, concurrency=2, LOG_FORMAT="json")
+        worker = live.start_worker(log_dir, concurrency=2, LOG_FORMAT="json", **env)
     except Exception:
         web.stop()
+        if bouncer:
+            bouncer.stop()
         raise
     stack = LiveStack(base_url=base_url, log_dir=log_dir, web=web, workers=[worker])
     yield stack
     for proc in [web, *stack.workers]:
         proc.stop()
+    if bouncer:
+        bouncer.stop()

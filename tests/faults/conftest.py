@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests import live, rabbitmq
+from tests import live, pgbouncer, rabbitmq
 from tests.faults.servers import PG_BIN, PrivatePostgres, PrivateRedis
 from tests.faults.stack import FaultStack
 
@@ -82,12 +82,26 @@ def broker_url(private_redis):
 
 
 @pytest.fixture
-def stack(private_pg, private_redis, broker_url, tmp_path):
+def database_env(private_pg):
+    """How the service reaches the test's cluster: directly, or with TEST_PGBOUNCER=1
+    through a private PgBouncer in transaction pooling mode."""
+    if not pgbouncer.enabled():
+        yield {}
+        return
+    if reason := pgbouncer.missing_reason():
+        pytest.fail(reason)
+    bouncer = pgbouncer.PrivatePgBouncer(host="127.0.0.1", port=private_pg.port, dbname="booking").start()
+    yield bouncer.service_env()
+    bouncer.stop()
+
+
+@pytest.fixture
+def stack(private_pg, private_redis, broker_url, database_env, tmp_path):
     """A FaultStack, not started: the test chooses its workers and settings."""
     created: list[FaultStack] = []
 
     def make(**env) -> FaultStack:
-        env = {"CELERY_BROKER_URL": broker_url, **env}
+        env = {"CELERY_BROKER_URL": broker_url, **database_env, **env}
         created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, **env))
         return created[-1]
 
