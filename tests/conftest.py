@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -183,8 +182,7 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
         # TEST_PGBOUNCER: the service reaches the test database through a private PgBouncer.
         if reason := pgbouncer.missing_reason():
             pytest.fail(reason)
-        db = connection.settings_dict
-        bouncer = pgbouncer.PrivatePgBouncer(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), dbname=db["NAME"])
+        bouncer = pgbouncer.PrivatePgBouncer.for_test_database()
         env = bouncer.start().service_env()
     # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
     web, base_url = live.start_web(log_dir, LOG_FORMAT="json", **env)

@@ -45,6 +45,14 @@ class PrivatePgBouncer:
         self.root = Path(tempfile.mkdtemp(prefix="booking-pgbouncer-"))
         self.popen: subprocess.Popen | None = None
 
+    @classmethod
+    def for_test_database(cls) -> "PrivatePgBouncer":
+        """In front of pytest-django's test database (the local PostgreSQL)."""
+        from django.db import connection
+
+        db = connection.settings_dict
+        return cls(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), dbname=db["NAME"])
+
     def start(self) -> "PrivatePgBouncer":
         from core.management.commands.pgbouncer_databases import database_lines
 
@@ -105,7 +113,8 @@ class PrivatePgBouncer:
         if self.popen is not None and self.popen.poll() is not None:
             raise RuntimeError(f"pgbouncer exited:\n{self.log()[-2000:]}")
         try:
-            psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=self.alias, connect_timeout=2).close()
+            conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=self.alias, connect_timeout=2)
+            conn.close()
             return True
         except psycopg2.OperationalError:
             return False

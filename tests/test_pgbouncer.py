@@ -12,7 +12,6 @@ import sys
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests import live, pgbouncer
 
@@ -23,7 +22,6 @@ pytestmark = [
 
 PROBE = """
 import json
-from django.db import connection
 role = {role!r}
 if role == "worker":
     from workers.celery import use_worker_database_timeouts
@@ -42,8 +40,7 @@ print(json.dumps(values))
 
 @pytest.fixture
 def bouncer():
-    db = connection.settings_dict
-    server = pgbouncer.PrivatePgBouncer(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), dbname=db["NAME"])
+    server = pgbouncer.PrivatePgBouncer.for_test_database()
     yield server.start()
     server.stop()
 
