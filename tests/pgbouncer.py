@@ -113,8 +113,7 @@ class PrivatePgBouncer:
         if self.popen is not None and self.popen.poll() is not None:
             raise RuntimeError(f"pgbouncer exited:\n{self.log()[-2000:]}")
         try:
-            conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=self.alias, connect_timeout=2)
-            conn.close()
+            psycopg2.connect(self.url(), connect_timeout=3).close()
             return True
         except psycopg2.OperationalError:
             return False
