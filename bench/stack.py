@@ -326,15 +326,16 @@ class Stack:
         self.procs: dict[str, Proc] = {}
         self._starts = 0
 
-    def _env(self) -> dict:
+    def _env(self, **overrides) -> dict:
         return self.config.env(
             PORT=self.port,
             CELERY_BEAT_SCHEDULE_FILE=self.log_dir / "celerybeat-schedule",
+            **overrides,
         )
 
-    def _start(self, name: str) -> Proc:
+    def _start(self, name: str, **env) -> Proc:
         self._starts += 1
-        proc = Proc(name, self.commands[name], self._env(), self.log_dir / f"{name}-{self._starts}.log").start()
+        proc = Proc(name, self.commands[name], self._env(**env), self.log_dir / f"{name}-{self._starts}.log").start()
         self.procs[name] = proc
         self.sampler.track(name, proc)
         return proc
@@ -352,12 +353,13 @@ class Stack:
 
         wait_until(healthy, timeout=60, what="gunicorn", proc=proc, interval=0.2)
 
-    def start_worker(self) -> None:
+    def start_worker(self, **env) -> None:
+        """The Procfile's worker; `env` overrides its environment (WORKER_CONCURRENCY=4)."""
         from bench.tasks import READY_KEY
         from core.redis import redis_client
 
         redis_client().delete(READY_KEY)
-        proc = self._start("worker")
+        proc = self._start("worker", **env)
         wait_until(
             lambda: redis_client().get(READY_KEY) == str(proc.pid).encode(), timeout=90, what="celery worker", proc=proc
         )

@@ -54,26 +54,22 @@ class PrivatePgBouncer:
         return cls(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), dbname=db["NAME"])
 
     def start(self) -> "PrivatePgBouncer":
-        from core.management.commands.pgbouncer_databases import database_lines
+        from core.management.commands.pgbouncer_databases import database_lines, pgbouncer_section
 
         databases = database_lines(**self.target, web_alias=self.alias, worker_alias=self.worker_alias)
+        section = pgbouncer_section(
+            listen_addr="127.0.0.1", listen_port=self.port, auth_file=str(self.root / "userlist.txt"), pool_size=20
+        )
+        # The local PostgreSQL trusts loopback: so does this PgBouncer (the user must be listed).
+        section = [line if not line.startswith("auth_type") else "auth_type = trust" for line in section]
         (self.root / "userlist.txt").write_text(f'"{self.user}" ""\n')
         (self.root / "pgbouncer.ini").write_text(
             "\n".join(
                 [
                     "[databases]",
                     *databases,
-                    "[pgbouncer]",
-                    "listen_addr = 127.0.0.1",
-                    f"listen_port = {self.port}",
+                    *section,
                     "unix_socket_dir =",
-                    "auth_type = trust",
-                    f"auth_file = {self.root / 'userlist.txt'}",
-                    "pool_mode = transaction",
-                    "max_client_conn = 1000",
-                    "default_pool_size = 20",
-                    # psycopg2 sends it; PgBouncer applies it per transaction (harmless).
-                    "ignore_startup_parameters = extra_float_digits",
                     f"logfile = {self.root / 'pgbouncer.log'}",
                     "",
                 ]

@@ -22,6 +22,7 @@ pytestmark = [
 
 PROBE = """
 import json
+from django.db import connection
 role = {role!r}
 if role == "worker":
     from workers.celery import use_worker_database_timeouts

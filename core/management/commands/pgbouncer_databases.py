@@ -32,6 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--web-alias", default=db["NAME"])
         parser.add_argument("--worker-alias", default=f"{db['NAME']}_worker")
 
+        parser.add_argument("--ini", action="store_true", help="a whole pgbouncer.ini: also its [pgbouncer] section")
+        parser.add_argument("--listen-addr", default="127.0.0.1")
+        parser.add_argument("--listen-port", type=int, default=6432)
+        parser.add_argument("--auth-file", default="/etc/pgbouncer/userlist.txt")
+        parser.add_argument("--pool-size", type=int, default=20, help="server connections per alias")
+
     def handle(self, *args, **options):
         self.stdout.write("[databases]")
         for line in database_lines(
@@ -43,3 +49,31 @@ class Command(BaseCommand):
             worker_alias=options["worker_alias"],
         ):
             self.stdout.write(line)
+        if options["ini"]:
+            for line in pgbouncer_section(
+                listen_addr=options["listen_addr"],
+                listen_port=options["listen_port"],
+                auth_file=options["auth_file"],
+                pool_size=options["pool_size"],
+            ):
+                self.stdout.write(line)
+
+
+def pgbouncer_section(*, listen_addr: str, listen_port: int, auth_file: str, pool_size: int) -> list:
+    """The settings transaction pooling needs (README "Scaling")."""
+    return [
+        "[pgbouncer]",
+        f"listen_addr = {listen_addr}",
+        f"listen_port = {listen_port}",
+        "pool_mode = transaction",
+        "auth_type = scram-sha-256",
+        f"auth_file = {auth_file}",
+        f"default_pool_size = {pool_size}",
+        "max_client_conn = 2000",
+        # psycopg2 sends it at connect; anything else in the startup packet (libpq
+        # `options`) is refused, which is why the timeouts are in connect_query.
+        "ignore_startup_parameters = extra_float_digits",
+        # A server connection goes back to the pool after each transaction: no reset query
+        # is needed, and none may be relied on.
+        "server_reset_query =",
+    ]
