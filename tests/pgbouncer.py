@@ -70,6 +70,7 @@ class PrivatePgBouncer:
                     *databases,
                     *section,
                     "unix_socket_dir =",
+                    f"admin_users = {self.user}",
                     f"logfile = {self.root / 'pgbouncer.log'}",
                     "",
                 ]
@@ -90,6 +91,20 @@ class PrivatePgBouncer:
     def service_env(self) -> dict:
         """What the service's processes need to run behind this PgBouncer."""
         return {"DATABASE_URL": self.url(), "DB_POOL_MODE": "transaction", "DB_WORKER_NAME": self.worker_alias}
+
+    def clients_in_transaction(self) -> set[int]:
+        """Client ports of the connections linked to a server connection: in transaction
+        pooling, those inside a transaction (SHOW CLIENTS of the admin console)."""
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="pgbouncer", connect_timeout=3)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SHOW CLIENTS")
+                names = [column.name for column in cursor.description]
+                clients = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            conn.close()
+        return {c["port"] for c in clients if c["state"] == "active" and c["database"] != "pgbouncer"}
 
     def log(self) -> str:
         path = self.root / "pgbouncer.log"

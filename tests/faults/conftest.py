@@ -82,27 +82,27 @@ def broker_url(private_redis):
 
 
 @pytest.fixture
-def database_env(private_pg):
-    """How the service reaches the test's cluster: directly, or with TEST_PGBOUNCER=1
-    through a private PgBouncer in transaction pooling mode."""
+def bouncer(private_pg):
+    """With TEST_PGBOUNCER=1, a private PgBouncer in transaction pooling mode in front of the
+    test's cluster, through which the service reaches it; otherwise None (directly)."""
     if not pgbouncer.enabled():
-        yield {}
+        yield None
         return
     if reason := pgbouncer.missing_reason():
         pytest.fail(reason)
-    bouncer = pgbouncer.PrivatePgBouncer(host="127.0.0.1", port=private_pg.port, dbname="booking").start()
-    yield bouncer.service_env()
-    bouncer.stop()
+    server = pgbouncer.PrivatePgBouncer(host="127.0.0.1", port=private_pg.port, dbname="booking").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def stack(private_pg, private_redis, broker_url, database_env, tmp_path):
+def stack(private_pg, private_redis, broker_url, bouncer, tmp_path):
     """A FaultStack, not started: the test chooses its workers and settings."""
     created: list[FaultStack] = []
 
     def make(**env) -> FaultStack:
-        env = {"CELERY_BROKER_URL": broker_url, **database_env, **env}
-        created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, **env))
+        env = {"CELERY_BROKER_URL": broker_url, **(bouncer.service_env() if bouncer else {}), **env}
+        created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, bouncer=bouncer, **env))
         return created[-1]
 
     yield make

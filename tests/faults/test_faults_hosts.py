@@ -22,19 +22,9 @@ SHOWS = 6
 
 
 def _host_mid_decision(stack, host: str) -> bool:
-    """Whether a pool process of `host` has a decision transaction open in PostgreSQL.
-
-    Behind PgBouncer (TEST_PGBOUNCER) PostgreSQL sees PgBouncer's connections, not the
-    worker's: there, whether `host` has decided a show already (its log says so)."""
-    if stack.env.get("DB_POOL_MODE") == "transaction":
-        return "show drained" in stack.workers[host].log()
-    with stack.pg.connect() as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT client_port FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
-        )
-        in_transaction = {port for (port,) in cursor.fetchall()}
-    return any(tcp_client_ports(pid, remote_port=stack.pg.port) & in_transaction for pid in stack.pool_pids(host))
+    """Whether a pool process of `host` has a decision transaction open."""
+    db_port, in_transaction = stack.in_transaction()
+    return any(tcp_client_ports(pid, remote_port=db_port) & in_transaction for pid in stack.pool_pids(host))
 
 
 def test_a_worker_host_killed_mid_sale_loses_nothing_and_breaks_no_order(stack):
