@@ -72,7 +72,8 @@ class Config:
             DJANGO_DEBUG="0",
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
-            CELERY_BROKER_URL=self.redis_url,
+            # BENCH_BROKER_URL: another broker (amqp://... for RabbitMQ); Redis by default.
+            CELERY_BROKER_URL=os.environ.get("BENCH_BROKER_URL") or self.redis_url,
             CACHE_KEY_PREFIX="booking-bench",
             LOG_LEVEL=env.get("BENCH_LOG_LEVEL", "INFO"),
             PYTHONUNBUFFERED="1",
