@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults test-rabbitmq test-pgbouncer pgbouncer security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak
+.PHONY: run test test-faults test-rabbitmq test-pgbouncer pgbouncer security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -91,6 +91,12 @@ bench: install
 bench-quick: install
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(BENCH) --quick
+
+## bench-admin: the admin's booking list at ROWS bookings (default 5 million) in BENCH_DB_NAME
+ROWS ?= 5000000
+bench-admin: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	BENCH_DB_NAME=$(BENCH_DB_NAME) $(PY) -m bench.admin_list --rows $(ROWS)
 
 ## bench-soak: 5 minutes of steady load; fails when a process's memory keeps growing
 bench-soak: install

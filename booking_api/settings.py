@@ -11,6 +11,7 @@ from ipaddress import ip_network
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from booking_api import secrets_policy
@@ -261,6 +262,11 @@ BOOKING_RECOVERY_GRACE_SECONDS = env.int("BOOKING_RECOVERY_GRACE_SECONDS", defau
 BOOKING_RECOVERY_INTERVAL_SECONDS = env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
 # A booking whose decision raised this many times is failed instead of blocking its show.
 BOOKING_MAX_DECIDE_ATTEMPTS = env.int("BOOKING_MAX_DECIDE_ATTEMPTS", default=5)
+# Retention: the bookings of shows that started more than this many days ago (a year: a
+# customer's recent history and a season's reports stay) are deleted with their seats by
+# an hourly job, BOOKING_RETENTION_BATCH per transaction; 0 keeps them all.
+BOOKING_RETENTION_DAYS = env.int("BOOKING_RETENTION_DAYS", default=365)
+BOOKING_RETENTION_BATCH = env.int("BOOKING_RETENTION_BATCH", default=5000)
 
 # --- Metrics ----------------------------------------------------------------------------
 
@@ -343,6 +349,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": BOOKING_RECOVERY_INTERVAL_SECONDS,
         # A sweep that could not run in time is pointless once the next one is due.
         "options": {"expires": BOOKING_RECOVERY_INTERVAL_SECONDS},
+    },
+    # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
+    # postponing them.
+    "purge-old-bookings": {
+        "task": "maintenance.purge_old_bookings",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3600},
+    },
+    # Expired refresh tokens and their blacklist entries (simplejwt's flushexpiredtokens):
+    # every login and refresh adds a row that is useless once the token has expired.
+    "flush-expired-tokens": {
+        "task": "maintenance.flush_expired_tokens",
+        "schedule": crontab(hour=3, minute=41),
+        "options": {"expires": 6 * 3600},
     },
 }
 # How long publishing a wake-up may block the request when Redis is down: the booking row

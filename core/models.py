@@ -199,6 +199,9 @@ class Booking(models.Model):
             # A user's bookings, newest first (a ?status= filter reads the same few rows).
             models.Index(fields=["user", "-created_at"], name="booking_user_created_idx"),
             models.Index(fields=["show", "status"], name="booking_show_status_idx"),
+            # The admin's list, newest first, a page at a time: without it every page sorts
+            # the whole table.
+            models.Index(fields=["-created_at"], name="booking_created_idx"),
         ]
 
     def __str__(self) -> str:

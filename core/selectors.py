@@ -1,9 +1,12 @@
 """Reads of the booking domain. Every read goes straight to PostgreSQL."""
 
+import contextlib
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -90,9 +93,14 @@ def show_get(*, show_id: int) -> Show:
     return show
 
 
-def show_seat_map(*, show_id: int) -> dict:
-    """The seat map of a show: its layout and held seats in one statement, issued directly
-    (the hottest public read: the ORM spent longer building the two queries than running them)."""
+def show_layout_and_held(*, show_id: int) -> tuple[Layout, set[str]]:
+    """A show's screen layout and the labels of its held seats, read in one statement issued
+    directly (the hottest public read: the ORM spent longer building the two queries than
+    running them). Raises NotFound.
+
+    The decider calls it once it holds the show's lock, so that a screen resized while it
+    waited is read as it is now: a join in the locking statement would keep the screen row
+    of that statement's snapshot."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608  # nosec B608
@@ -103,7 +111,12 @@ def show_seat_map(*, show_id: int) -> dict:
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Show not found.")
-    layout, held = Layout(row[0], row[1]), set(row[2])
+    return Layout(row[0], row[1]), set(row[2])
+
+
+def show_seat_map(*, show_id: int) -> dict:
+    """The seat map of a show: its layout and held seats (one statement)."""
+    layout, held = show_layout_and_held(show_id=show_id)
     seats = [
         {"label": label, "row": letter, "number": number, "available": label not in held}
         for label, letter, number in layout.seats()
@@ -195,6 +208,12 @@ def bookings_pending_summary(*, top_shows: int) -> dict:
     return {"total": totals["total"], "oldest_created_at": totals["oldest"], "by_show": list(by_show)}
 
 
+def show_has_live_bookings(*, show_id: int) -> bool:
+    """Whether a show has a pending or confirmed booking (it may then no longer be moved)."""
+    live = [Booking.Status.PENDING, Booking.Status.CONFIRMED]
+    return Booking.objects.filter(show_id=show_id, status__in=live).exists()
+
+
 def show_cancellation_impact(*, show_id: int) -> dict:
     """What cancelling a show would do: {"pending", "confirmed", "seats"} — bookings that would
     fail, bookings that would be cancelled, and seats that would be freed."""
@@ -203,3 +222,36 @@ def show_cancellation_impact(*, show_id: int) -> dict:
         confirmed=Count("pk", filter=Q(status=Booking.Status.CONFIRMED)),
     )
     return {**counts, "seats": BookedSeat.objects.filter(show_id=show_id).count()}
+
+
+# How far back the admin's search looks for a request id (a support case quotes a recent
+# one): bookings have no index of their own on it, but one on their creation time.
+REQUEST_ID_SEARCH_DAYS = 7
+
+
+def booking_search_q(term: str) -> Q:
+    """The bookings an operator's search term names: its booking id, its show's id, a user's
+    exact username or email, or the request id of a submission of the last
+    REQUEST_ID_SEARCH_DAYS days. Each alternative is read from an index of core_booking (a
+    user is looked up first), so a search costs a few index reads at any table size."""
+    term = term.strip()
+    since = timezone.now() - timedelta(days=REQUEST_ID_SEARCH_DAYS)
+    match = Q(request_id=term, created_at__gte=since)
+    with contextlib.suppress(ValueError):
+        match |= Q(pk=uuid.UUID(term))
+    if term.isascii() and term.isdigit() and int(term) < 2**63:
+        match |= Q(show_id=int(term))
+    users = get_user_model().objects.filter(Q(username=term) | Q(email__iexact=term))
+    user_ids = list(users.values_list("pk", flat=True)[:100])
+    if user_ids:
+        match |= Q(user_id__in=user_ids)
+    return match
+
+
+def table_row_estimate(model) -> int:
+    """PostgreSQL's estimate of a table's row count (pg_class.reltuples, kept by ANALYZE),
+    read without touching the table; -1 when the table was never analyzed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
+        row = cursor.fetchone()
+    return row[0] if row else -1

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
 
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks",)
+app.conf.imports = ("workers.tasks", "workers.maintenance")
 # Declared by every worker, publisher and passive check alike: quorum queues on RabbitMQ.
 app.conf.task_queues = broker.task_queues(app.conf.broker_url)
 

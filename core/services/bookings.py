@@ -35,7 +35,7 @@ from core.context import current_request_id
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Screen, Show
 from core.seating import Layout, SeatAllocator, label_position
-from core.selectors import bookings_set_queue_positions, bookings_visible_to, queue_ahead_sql
+from core.selectors import bookings_set_queue_positions, bookings_visible_to, queue_ahead_sql, show_layout_and_held
 
 # A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
 # from the models' metadata, never from input, and every value is a query parameter.
@@ -306,8 +306,8 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
             _fail(booking, Reason.SHOW_STARTED, now)
         return []
 
-    taken = BookedSeat.objects.filter(show_id=show.pk).values_list("seat_label", flat=True)
-    allocator = SeatAllocator(Layout(show.screen.rows, show.screen.seats_per_row), taken)
+    layout, taken = show_layout_and_held(show_id=show.pk)
+    allocator = SeatAllocator(layout, taken)
     held: list[BookedSeat] = []
     for booking in bookings:
         if booking.seats:
@@ -347,7 +347,8 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     row no longer matches status=pending and is skipped) or waits for this decision.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    show = _locked_shows().select_related("screen").filter(pk=show_id).first()
+    # The screen is read after this lock is held (in _decide), never joined here.
+    show = _locked_shows().filter(pk=show_id).first()
     if show is None:
         return []
     bookings = list(

@@ -1,20 +1,27 @@
-"""Writes of the catalogue: movies, screens and shows (staff operations)."""
+"""Writes of the catalogue: movies, screens and shows (staff operations).
+
+Lock order: a write that changes a movie or a screen together with its shows locks that row
+first, then the shows in id order (a deactivation, a resize, a show moved to another
+movie); from the show on, the lock order of core.services.bookings holds.
+"""
 
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, ValidationFailed
 from core.models import BookedSeat, Booking, Movie, Screen, Show
+from core.selectors import show_has_live_bookings
 
 logger = logging.getLogger("core.catalogue")
 
 _OVERLAP = "This screen already has a show at that time."
+_INACTIVE, _INACTIVE_DETAIL = "Inactive movie.", "This movie is not active."
 
 # A show starts and ends a day inside Python's datetime range, so that its times can be
 # computed and shown in any time zone: an end past 9999-12-31 was an OverflowError (a 500).
@@ -36,10 +43,20 @@ def movie_create(**fields) -> Movie:
     return movie
 
 
+def _lock_movie(movie_id: int) -> Movie:
+    # FOR NO KEY UPDATE: a deactivation and a show being scheduled for the movie take the
+    # same lock, so whichever comes second sees what the first committed. A booking's
+    # foreign key check on its show does not touch this row.
+    return Movie.objects.select_for_update(no_key=True).get(pk=movie_id)
+
+
 @transaction.atomic
 def movie_update(*, movie: Movie, **fields) -> Movie:
-    """Update a movie; a new duration moves the end of every show of it (400 if they would overlap)."""
+    """Update a movie; a new duration moves the end of every show of it (400 if they would
+    overlap); deactivating it cancels its shows that have not started (see movie_deactivate)."""
+    movie = _lock_movie(movie.pk)
     duration_changed = "duration_minutes" in fields and fields["duration_minutes"] != movie.duration_minutes
+    deactivating = movie.is_active and fields.get("is_active") is False
     for name, value in fields.items():
         setattr(movie, name, value)
     movie.full_clean()
@@ -57,15 +74,38 @@ def movie_update(*, movie: Movie, **fields) -> Movie:
                 "The new duration makes a show of this movie overlap another on its screen.",
                 details={"duration_minutes": [_OVERLAP]},
             ) from exc
+    if deactivating:
+        _cancel_upcoming_shows(movie)
     return movie
 
 
 @transaction.atomic
+def movie_deactivate(*, movie: Movie) -> Movie:
+    """Take a movie off sale: inactive (hidden from the catalogue, no new shows), and every
+    show of it that has not started is cancelled through show_cancel, so its pending
+    bookings fail and its confirmed ones are cancelled with their seats freed. Shows under
+    way or over keep their bookings. Reactivating the movie revives no cancelled show."""
+    return movie_update(movie=movie, is_active=False)
+
+
+def _cancel_upcoming_shows(movie: Movie) -> None:
+    # Cancelled one by one through the show service, in id order (the order any other
+    # writer of several shows locks them in). A submission racing this transaction may
+    # still be accepted, but the decider locks the show after this commits, sees it
+    # cancelled and fails the booking: seats are never sold for a cancelled show.
+    upcoming = Show.objects.filter(movie=movie, status=Show.Status.SCHEDULED, starts_at__gt=timezone.now())
+    for show in upcoming.order_by("id"):
+        show_cancel(show=show)
+    logger.info("movie deactivated", extra={"movie_id": movie.pk})
+
+
+@transaction.atomic
 def movie_delete(*, movie: Movie) -> None:
-    """Delete a movie, or only deactivate it when any of its shows has bookings (history stays)."""
+    """Delete a movie, or only deactivate it (movie_deactivate) when any of its shows has
+    bookings (their history stays)."""
+    movie = _lock_movie(movie.pk)
     if Booking.objects.filter(show__movie=movie).exists():
-        movie.is_active = False
-        movie.save(update_fields=["is_active"])
+        movie_deactivate(movie=movie)
         return
     movie.delete()
 
@@ -79,6 +119,51 @@ def screen_create(*, name: str, rows: int, seats_per_row: int) -> Screen:
     screen.full_clean()
     screen.save()
     return screen
+
+
+@transaction.atomic
+def screen_update(*, screen: Screen, **fields) -> Screen:
+    """Rename or resize a screen. A layout that would leave out a seat held for any show of
+    the screen (past ones included: their seat maps and counts use today's layout) is
+    refused; rebuilding a screen is a new screen."""
+    screen = Screen.objects.select_for_update(no_key=True).get(pk=screen.pk)
+    name = fields.get("name", screen.name)
+    if Screen.objects.filter(name__iexact=name).exclude(pk=screen.pk).exists():
+        raise ValidationFailed("Screen name taken.", details={"name": ["A screen with this name exists."]})
+    rows, seats_per_row = fields.get("rows", screen.rows), fields.get("seats_per_row", screen.seats_per_row)
+    if rows < screen.rows or seats_per_row < screen.seats_per_row:
+        _lock_upcoming_shows(screen)
+        outside = _held_seats_outside(screen_id=screen.pk, rows=rows, seats_per_row=seats_per_row)
+        if outside:
+            message = f"Seats held for shows of this screen would no longer exist: {', '.join(outside)}."
+            raise ValidationFailed(message, details={"rows": [message], "seats_per_row": [message]})
+    for field, value in fields.items():
+        setattr(screen, field, value)
+    screen.full_clean()
+    screen.save()
+    return screen
+
+
+def _lock_upcoming_shows(screen: Screen) -> None:
+    # The decider's lock on each show that can still sell, in id order: a decision under
+    # way commits first (its seats are then seen below), and one that starts later finds
+    # the new layout.
+    shows = Show.objects.filter(screen=screen, status=Show.Status.SCHEDULED, starts_at__gt=timezone.now())
+    list(shows.select_for_update(no_key=True).order_by("id").values_list("id", flat=True))
+
+
+def _held_seats_outside(*, screen_id: int, rows: int, seats_per_row: int, limit: int = 5) -> list[str]:
+    """Up to `limit` distinct seat labels held on the screen that a rows x seats_per_row layout lacks."""
+    # A label is a row letter then a seat number (core.seating.LABEL_PATTERN, checked in SQL).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT b.seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608  # nosec B608
+            f"JOIN {Show._meta.db_table} s ON s.id = b.show_id WHERE s.screen_id = %s "
+            "AND (ascii(b.seat_label) - ascii('A') >= %s OR substr(b.seat_label, 2)::int > %s) "
+            "ORDER BY 1 LIMIT %s",
+            [screen_id, rows, seats_per_row, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _save_show(show: Show) -> Show:
@@ -105,9 +190,16 @@ def _save_show(show: Show) -> Show:
 @transaction.atomic
 def show_create(*, movie: Movie, screen: Screen, starts_at: datetime, price: Decimal) -> Show:
     """Schedule a show; it ends when the movie does. Raises ValidationFailed on overlap."""
-    if not movie.is_active:
-        raise ValidationFailed("Inactive movie.", details={"movie": ["This movie is not active."]})
+    movie = _active_movie(movie.pk)
     return _save_show(Show(movie=movie, screen=screen, starts_at=starts_at, price=price))
+
+
+def _active_movie(movie_id: int) -> Movie:
+    """The movie, locked against a concurrent deactivation; ValidationFailed if inactive."""
+    movie = _lock_movie(movie_id)
+    if not movie.is_active:
+        raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
+    return movie
 
 
 def _lock_show(show: Show) -> Show:
@@ -119,8 +211,10 @@ def show_update(*, show: Show, **fields) -> Show:
     """Change a show. Moving it (movie, screen, time) is refused once it has live bookings.
 
     The show row is locked first, as every booking transition does (the lock order of
-    core.services.bookings), and the change is judged on its current values.
+    core.services.bookings), and the change is judged on its current values; a movie it
+    moves to is locked before it, as a deactivation locks its movie before the shows.
     """
+    target = _lock_movie(fields["movie"].pk) if "movie" in fields else None
     show = _lock_show(show)
     if fields.get("status") == Show.Status.CANCELLED and show.status != Show.Status.CANCELLED:
         fields.pop("status")
@@ -131,8 +225,12 @@ def show_update(*, show: Show, **fields) -> Show:
     moves = {
         name for name in ("movie", "screen", "starts_at") if name in fields and fields[name] != getattr(show, name)
     }
-    if moves and show.bookings.exclude(status__in=[Booking.Status.FAILED, Booking.Status.CANCELLED]).exists():
+    if moves and show_has_live_bookings(show_id=show.pk):
         raise Conflict("A show with bookings cannot be moved; cancel it instead.", code="show_has_bookings")
+    if "movie" in moves:
+        if not target.is_active:
+            raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
+        fields["movie"] = target
     for name, value in fields.items():
         setattr(show, name, value)
     return _save_show(show)

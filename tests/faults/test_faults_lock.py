@@ -27,8 +27,7 @@ Guard removal, run once by hand (2026-11-28), to show that this test catches wha
 
 - Per-show serialization removed (the Redis lock ignored and the show row not locked):
 
-      sed -i 's/show = _locked_shows().select_related("screen")/show = Show.objects.select_related(
-          "screen")/' core/services/bookings.py
+      sed -i 's/_locked_shows().filter(pk=show_id)/Show.objects.filter(pk=show_id)/' core/services/bookings.py
       sed -i 's/        if not lock.acquire():/        if not (lock.acquire() or True):/' workers/tasks.py
       .venv/bin/pytest tests/faults/test_faults_lock.py
 
