@@ -47,7 +47,8 @@ test-faults: install
 # run and each fault test on a virtual host of its own: the e2e, race, dispatch and broker
 # tests, and the worker fault tests (killed pool, killed main process, killed host). The rest
 # of the suite does not touch the broker or only Redis-specific parts of it.
-TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
+# No user in the URL: kombu then logs in as RabbitMQ's default guest user.
+TEST_AMQP_URL ?= amqp://127.0.0.1:5672
 RABBITMQ_TESTS := tests/test_broker.py tests/test_e2e_bookings.py tests/test_concurrency_race.py tests/test_dispatch.py
 RABBITMQ_FAULT_TESTS := tests/faults/test_faults_workers.py tests/faults/test_faults_hosts.py
 ## test-rabbitmq: the booking and worker fault tests with CELERY_BROKER_URL on RabbitMQ

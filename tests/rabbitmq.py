@@ -1,6 +1,6 @@
 """Private RabbitMQ virtual hosts for test runs on the RabbitMQ broker.
 
-With TEST_AMQP_URL set (e.g. amqp://guest:guest@127.0.0.1:5672, as `make test-rabbitmq`
+With TEST_AMQP_URL set (e.g. amqp://127.0.0.1:5672, as `make test-rabbitmq`
 does), the tests run on RabbitMQ: the session gets a virtual host of its own, and so does
 every fault test, created and deleted with rabbitmqctl. Parallel runs on one RabbitMQ never
 share a queue, and nothing a run leaves queued outlives it.

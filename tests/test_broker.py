@@ -13,7 +13,7 @@ from workers import broker
 from workers.celery import app
 from workers.tasks import decide_show, retry_delay
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/x"
+AMQP_URL = "amqp://127.0.0.1:5672/x"
 
 
 def _routed_queue(show_id: int) -> str:
