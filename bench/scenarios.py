@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import psycopg2
 from django.db import connection
 
-from bench import checks, data
+from bench import data
 from bench.load import Client, Recorder, closed_loop, latency_summary, percentile, say
 from bench.stack import Config, Sampler, Stack
 from bench.tasks import NOOP_COUNTER
 from core.redis import redis_client
+from examples.book_tickets import FINAL, retry_after_seconds
+from tests.harness import invariants
 
 BOOKINGS = "/api/v1/bookings"
 
@@ -107,11 +109,18 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-def _retry_after(headers, default: float = 1.0) -> float:
-    try:
-        return float(headers.get("Retry-After", default))
-    except (TypeError, ValueError):
-        return default
+@dataclass
+class Submitted:
+    """What the client knows about one accepted booking."""
+
+    booking_id: str
+    request: dict
+    sent: float  # client clock, just before the POST that got the 202 was sent
+    received: float  # client clock, when that 202 was read
+    final: dict | None = None  # the last body polled
+    token: str = ""  # the owner's access token
+    queue_position: int | None = None  # as the 202 said
+    polls: int = 0  # GETs of the Location until final
 
 
 # ---- HTTP baselines and single-route throughput -----------------------------------------
@@ -272,33 +281,33 @@ async def _book_and_poll(client: Client, user: data.BenchUser, body: dict, out: 
         if status == 202:
             break
         if status in (0, 429, 503):
-            await asyncio.sleep(_retry_after(headers))
+            await asyncio.sleep(retry_after_seconds(headers))
             continue
         ctx.violations.append(f"POST {body}: unexpected {status} {payload}")
         return
     else:
         ctx.violations.append(f"POST {body}: never accepted")
         return
-    submitted = checks.Submitted(
+    submitted = Submitted(
         payload["id"], body, sent, received, token=user.token, queue_position=payload.get("queue_position")
     )
     out.append(submitted)
-    location, wait = headers["Location"], _retry_after(headers)
+    location, wait = headers["Location"], retry_after_seconds(headers)
     while time.time() < deadline:
         await asyncio.sleep(wait)
         status, headers, payload = await client.request("GET", location, kind="poll", token=user.token)
         submitted.polls += 1
-        if status == 200 and payload["status"] in checks.FINAL:
+        if status == 200 and payload["status"] in FINAL:
             submitted.final = payload
             return
-        wait = _retry_after(headers)
+        wait = retry_after_seconds(headers)
 
 
 def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]], label: str) -> dict:
     """Distinct users submit one booking each as fast as the client can, then poll until
     final; then the figures from the client's records and the database's timestamps."""
     recorder = Recorder()
-    submitted: list[checks.Submitted] = []
+    submitted: list[Submitted] = []
     users = ctx.users
 
     async def main():
@@ -320,14 +329,22 @@ def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]],
     cpu = ctx.cpu_since(snapshot)
 
     show_ids = [show.pk for show in shows]
-    by_show: dict[int, list[checks.Submitted]] = {pk: [] for pk in show_ids}
+    by_show: dict[int, list[Submitted]] = {pk: [] for pk in show_ids}
     for s in submitted:
         by_show[s.request["show"]].append(s)
     facts = []
     for show in shows:
-        violations, show_facts = checks.check_show(
-            show.pk, capacity=show.screen.rows * show.screen.seats_per_row, submitted=by_show[show.pk]
+        mine = by_show[show.pk]
+        asked = {s.booking_id: s.request for s in mine}
+        violations, show_facts = invariants.show_violations(
+            connection,
+            show.pk,
+            requests=asked,
+            timings={s.booking_id: (s.sent, s.received) for s in mine},
+            finals={s.booking_id: s.final for s in mine},
         )
+        if len(asked) != len(mine):
+            violations.append(f"show {show.pk}: one booking id was returned for two different requests")
         ctx.violations += [f"{label}: {v}" for v in violations]
         facts.append(show_facts)
 
@@ -362,7 +379,7 @@ def booking_wave(ctx: Context, *, shows: list, requests: list[tuple[int, dict]],
     }
 
 
-def _polls_per_booking(submitted: list[checks.Submitted]) -> dict:
+def _polls_per_booking(submitted: list[Submitted]) -> dict:
     """How often the clients polled, honouring Retry-After (which grows with the queue
     position), and the deepest queue position a 202 reported."""
     polls = [s.polls for s in submitted]
@@ -543,8 +560,8 @@ def backlog_drain(ctx: Context) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("SELECT EXTRACT(EPOCH FROM MIN(decided_at)) FROM core_booking WHERE show_id = %s", [show.pk])
         first = float(cursor.fetchone()[0])
-    violations, facts = checks.check_show(show.pk, capacity=26 * 200)
-    violations += checks.check_drain_order(show.pk)
+    violations, facts = invariants.show_violations(connection, show.pk)
+    violations += invariants.check_drain_order(connection, show.pk)
     ctx.violations += [f"backlog: {v}" for v in violations]
     return {
         "bookings": n,
@@ -605,8 +622,8 @@ def worker_scaling(ctx: Context) -> dict:
             )
             seconds = float(cursor.fetchone()[0])
         for show_id in ids:
-            violations, _ = checks.check_show(show_id, capacity=rows * seats_per_row)
-            violations += checks.check_drain_order(show_id)
+            violations, _ = invariants.show_violations(connection, show_id)
+            violations += invariants.check_drain_order(connection, show_id)
             ctx.violations += [f"worker scaling ({processes}): {v}" for v in violations]
         runs[processes] = {"bookings": n, "seconds": round(seconds, 2), "rate": round(n / max(seconds, 1e-3), 1)}
         runs[processes]["cpu_pct"] = cpu

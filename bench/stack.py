@@ -9,8 +9,6 @@ import contextlib
 import os
 import secrets
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +19,11 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from tests.harness.procs import BIN, ROOT, Proc, children_map, free_port, proc_stat, wait_until
+from tests.harness.service import healthy
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -94,13 +87,7 @@ def _check_names(config: Config) -> None:
 
 def create_database(config: Config) -> None:
     """Drop and create the benchmark's own database, then migrate it."""
-    _check_names(config)
-    conn = psycopg2.connect(**config.pg_params("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(config.db_name)))
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config.db_name)))
-    conn.close()
+    _admin(config, "DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=ROOT,
@@ -110,12 +97,20 @@ def create_database(config: Config) -> None:
 
 
 def drop_database(config: Config) -> None:
+    _admin(config, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def _admin(config: Config, *statements: str) -> None:
+    """Run statements about the benchmark's database ({} is its name) from `postgres`."""
     _check_names(config)
     conn = psycopg2.connect(**config.pg_params("postgres"))
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(config.db_name)))
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(sql.SQL(statement).format(sql.Identifier(config.db_name)))
+    finally:
+        conn.close()
 
 
 def procfile() -> dict[str, str]:
@@ -127,76 +122,13 @@ def procfile() -> dict[str, str]:
     return commands
 
 
-@dataclass
-class Proc:
-    """One Procfile process (and its children), in its own session."""
-
-    role: str
-    command: str
-    env: dict
-    log_path: Path
-    popen: subprocess.Popen | None = None
-
-    def start(self) -> "Proc":
-        log = self.log_path.open("ab")
-        # bash expands the Procfile's ${VAR:-default}; exec keeps the pid the process's own.
-        self.popen = subprocess.Popen(
-            ["bash", "-c", f"exec {self.command}"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, timeout: float = 20) -> None:
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def wait_until(predicate, *, timeout: float, what: str, proc: Proc | None = None, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{what}: process exited early\n{proc.log()[-3000:]}")
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 # ---- /proc sampling -------------------------------------------------------------------
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a process, or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user and system) of a process so far, or None if it is gone."""
+    stat = proc_stat(pid)
+    return None if stat is None else (int(stat[11]) + int(stat[12])) / CLK_TCK
 
 
 def _rss(pid: int) -> int | None:
@@ -204,16 +136,6 @@ def _rss(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return None
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None:
-                children.setdefault(stat[0], []).append(int(entry.name))
-    return children
 
 
 CHILD_ROLE = {"web": "web worker", "worker": "celery pool process", "beat": "beat child"}
@@ -253,7 +175,7 @@ class Sampler:
 
     def processes(self) -> dict[int, str]:
         """pid -> role of every live process of the stack, and the benchmark itself."""
-        children = _children_map()
+        children = children_map()
         found = {os.getpid(): "benchmark client"}
         lister = getattr(self, "_database_pids", None)
         if lister is not None:
@@ -276,13 +198,13 @@ class Sampler:
     def sample(self) -> None:
         now = time.time()
         for pid, role in self.processes().items():
-            rss, stat = _rss(pid), _stat(pid)
-            if rss is None or stat is None:
+            rss, cpu = _rss(pid), _cpu_seconds(pid)
+            if rss is None or cpu is None:
                 continue
             with self._lock:
                 self.roles[pid] = role
                 self.samples.setdefault(pid, []).append((now, rss))
-                self.cpu[pid] = stat[1]
+                self.cpu[pid] = cpu
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -336,23 +258,16 @@ class Stack:
 
     def _start(self, name: str, **env) -> Proc:
         self._starts += 1
-        proc = Proc(name, self.commands[name], self._env(**env), self.log_dir / f"{name}-{self._starts}.log").start()
+        # bash expands the Procfile's ${VAR:-default}; exec keeps the pid the process's own.
+        command = ["bash", "-c", f"exec {self.commands[name]}"]
+        proc = Proc(name, command, self._env(**env), self.log_dir / f"{name}-{self._starts}.log").start()
         self.procs[name] = proc
         self.sampler.track(name, proc)
         return proc
 
     def start_web(self) -> None:
-        import httpx
-
         proc = self._start("web")
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, timeout=60, what="gunicorn", proc=proc, interval=0.2)
+        wait_until(lambda: healthy(self.base_url), timeout=60, what="gunicorn", proc=proc, interval=0.2)
 
     def start_worker(self, **env) -> None:
         """The Procfile's worker; `env` overrides its environment (WORKER_CONCURRENCY=4)."""
@@ -362,7 +277,11 @@ class Stack:
         redis_client().delete(READY_KEY)
         proc = self._start("worker", **env)
         wait_until(
-            lambda: redis_client().get(READY_KEY) == str(proc.pid).encode(), timeout=90, what="celery worker", proc=proc
+            lambda: redis_client().get(READY_KEY) == str(proc.pid).encode(),
+            timeout=90,
+            what="celery worker",
+            proc=proc,
+            interval=0.05,
         )
 
     def start_beat(self) -> None:
@@ -371,7 +290,7 @@ class Stack:
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is not None:
-            proc.stop()
+            proc.stop(timeout=20)
 
     def stop_all(self) -> None:
         for name in list(self.procs):

@@ -75,7 +75,7 @@ class Client:
                     continue
                 if error.status not in (429, 503) or attempt == self.retries:
                     raise
-                wait = float(error.retry_after or backoff(attempt))
+                wait = retry_after_seconds({"Retry-After": error.retry_after}, backoff(attempt))
             except urllib.error.URLError:
                 if not retriable or attempt == self.retries:
                     raise
@@ -156,20 +156,44 @@ class Client:
             f"Accepted: booking {booking['id']} is {booking['status']}{ahead(booking)} "
             f"(request id {headers['X-Request-ID']})."
         )
-        return booking, headers["Location"], float(headers.get("Retry-After", 1))
+        return booking, headers["Location"], retry_after_seconds(headers)
 
     def wait_until_final(self, location: str, retry_after: float, *, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        attempt = 0
-        while True:
-            # Never poll sooner than the server asks; back off further the longer it takes.
-            time.sleep(max(retry_after, backoff(attempt, base=0.5, cap=10)))
-            _, headers, booking = self.call("GET", location)
-            if booking["status"] in FINAL or time.monotonic() > deadline:
-                return booking
-            print(f"  still {booking['status']}{ahead(booking)}...")
-            retry_after = float(headers.get("Retry-After", 1))
-            attempt += 1
+        return poll_until_final(
+            lambda: self.call("GET", location)[1:],
+            retry_after,
+            timeout=timeout,
+            on_pending=lambda booking: print(f"  still {booking['status']}{ahead(booking)}..."),
+        )
+
+
+def poll_until_final(get, retry_after: float, *, timeout: float, max_wait: float | None = None, on_pending=None):
+    """Poll a booking until it is final or `timeout` seconds passed; returns its last state.
+
+    get() -> (headers, booking) fetches it once. Never poll sooner than the server asks
+    (Retry-After), and back off further the longer it takes. `max_wait` bounds each wait
+    below that (only for a test that wants to be quick).
+    """
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        wait = max(retry_after, backoff(attempt, base=0.5, cap=10))
+        time.sleep(wait if max_wait is None else min(wait, max_wait))
+        headers, booking = get()
+        if booking["status"] in FINAL or time.monotonic() > deadline:
+            return booking
+        if on_pending is not None:
+            on_pending(booking)
+        retry_after = retry_after_seconds(headers)
+        attempt += 1
+
+
+def retry_after_seconds(headers, default: float = 1.0) -> float:
+    """The seconds a Retry-After header asks for (this API sends whole seconds), or `default`."""
+    try:
+        return float(headers.get("Retry-After") or default)
+    except ValueError:
+        return default
 
 
 def ahead(booking: dict) -> str:

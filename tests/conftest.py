@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import live, openapi_check, pgbouncer, rabbitmq
+from tests import openapi_check, pgbouncer, rabbitmq
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
+from tests.harness import procs, service
 
 
 def bearer(user) -> str:
@@ -159,7 +160,7 @@ def show(db, screen):
 class LiveStack:
     base_url: str
     log_dir: Path
-    web: live.Proc
+    web: procs.Proc
     workers: list
 
     def client(self, user=None, **kwargs) -> httpx.Client:
@@ -185,9 +186,9 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
         bouncer = pgbouncer.PrivatePgBouncer.for_test_database()
         env = bouncer.start().service_env()
     # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
-    web, base_url = live.start_web(log_dir, LOG_FORMAT="json", **env)
+    web, base_url = service.start_web(log_dir, LOG_FORMAT="json", **env)
     try:
-        worker = live.start_worker(log_dir, concurrency=2, LOG_FORMAT="json", **env)
+        worker = service.start_worker(log_dir, concurrency=2, LOG_FORMAT="json", **env)
     except Exception:
         web.stop()
         if bouncer:

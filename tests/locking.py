@@ -121,6 +121,22 @@ def wait_until_waiting(task: Background, *, timeout: float = 30, on: str | None 
     raise AssertionError(f"session {task.pid} neither waited nor finished within {timeout}s")
 
 
+def pause_trigger(name: str, table: str, event: str, condition: str, lock: int) -> str:
+    """SQL for a trigger `name` that makes each `event` (INSERT, UPDATE) of a row of `table`
+    matching `condition` (on NEW) wait for the shared advisory lock `lock`: whoever holds
+    it exclusively pauses those statements there."""
+    return f"""
+        CREATE FUNCTION {name}() RETURNS trigger AS $$
+        BEGIN
+            IF {condition} THEN
+                PERFORM pg_advisory_xact_lock_shared({lock});
+            END IF;
+            RETURN NEW;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();
+    """
+
+
 @contextmanager
 def breakpoint_on(table: str, event: str, condition: str = "true"):
     """Pause every statement that `event`s (INSERT, UPDATE) a row of `table` matching
@@ -128,20 +144,7 @@ def breakpoint_on(table: str, event: str, condition: str = "true"):
     with holder() as control:
         control.autocommit = True
         execute(control, "SELECT pg_advisory_lock(%s)", BREAKPOINT_KEY)
-        execute(
-            control,
-            f"""
-            CREATE FUNCTION test_breakpoint() RETURNS trigger AS $$
-            BEGIN
-                IF {condition} THEN
-                    PERFORM pg_advisory_xact_lock_shared({BREAKPOINT_KEY});
-                END IF;
-                RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER test_breakpoint BEFORE {event} ON {table}
-                FOR EACH ROW EXECUTE FUNCTION test_breakpoint();
-            """,
-        )
+        execute(control, pause_trigger("test_breakpoint", table, event, condition, BREAKPOINT_KEY))
         released = False
 
         def release() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.live import free_port, wait_until
+from tests.harness.procs import free_port, wait_until
 
 ENABLE_ENV = "TEST_PGBOUNCER"
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"

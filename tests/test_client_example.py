@@ -7,7 +7,7 @@ import pytest
 
 from core.models import Booking
 from tests.factories import ShowFactory
-from tests.live import ROOT
+from tests.harness.procs import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

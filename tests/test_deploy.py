@@ -12,7 +12,7 @@ import yaml
 from django.conf import settings
 from psycopg2 import sql
 
-from tests.live import BIN, ROOT
+from tests.harness.procs import BIN, ROOT
 
 
 def _procfile() -> dict[str, str]:

@@ -3,7 +3,7 @@
 import pytest
 
 from core.redis import redis_client
-from tests.live import broker_at
+from tests.harness.service import broker_at
 from workers import dispatch
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.test import override_settings
 
 from core.models import BookedSeat, Booking
 from tests.factories import ShowFactory, UserFactory
-from tests.live import poll_until_final, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import wait_until
 from workers.locks import show_lock
 from workers.tasks import decide_show, recover_pending_bookings
 

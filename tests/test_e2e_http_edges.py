@@ -11,7 +11,7 @@ import pytest
 from core.models import Booking
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
-from tests.live import wait_until
+from tests.harness.procs import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -111,9 +111,9 @@ def test_requests_the_server_cannot_parse_get_the_json_error_shape(live_stack, r
 @pytest.fixture(scope="module")
 def strict_web(django_db_setup, django_db_blocker, tmp_path_factory):
     """A second gunicorn with low rate limits (the suite's own are out of reach)."""
-    from tests import live
+    from tests.harness import service
 
-    web, base_url = live.start_web(
+    web, base_url = service.start_web(
         tmp_path_factory.mktemp("strict"), THROTTLE_ANON="5/min", THROTTLE_USER="5/min", THROTTLE_AUTH="3/min"
     )
     yield base_url

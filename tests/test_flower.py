@@ -6,11 +6,14 @@ import httpx
 import pytest
 
 from tests.factories import ShowFactory, UserFactory
-from tests.live import BIN, ROOT, Proc, free_port, poll_until_final, service_env, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import BIN, ROOT, Proc, free_port, wait_until
+from tests.harness.service import service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CREDENTIALS = ("operator", "flower-test-pass")
+FLOWER = [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"]
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ def flower(live_stack):
     port = free_port()
     proc = Proc(
         "flower",
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
+        FLOWER,
         service_env(FLOWER_PORT=port, FLOWER_BASIC_AUTH=":".join(CREDENTIALS)),
         live_stack.log_dir / f"flower-{port}.log",
     ).start()
@@ -109,33 +112,20 @@ def test_a_bookings_task_is_named_and_found_by_its_booking_id(flower, live_stack
     assert not list(ROOT.glob("*.db"))
 
 
-def test_flower_does_not_start_without_basic_auth():
-    # Empty rather than unset, so that a developer's .env cannot fill it in.
-    env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH="")
-    result = subprocess.run(
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def assert_flower_refuses_to_start(**env) -> None:
+    env = service_env(FLOWER_PORT=free_port(), **env)
+    result = subprocess.run(FLOWER, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "FLOWER_BASIC_AUTH" in result.stderr + result.stdout
+
+
+def test_flower_does_not_start_without_basic_auth():
+    # Empty rather than unset, so that a developer's .env cannot fill it in.
+    assert_flower_refuses_to_start(FLOWER_BASIC_AUTH="")
 
 
 @pytest.mark.parametrize(
     "credentials", ["operator:change-me-too", "operator:short-pass", "operator:aaaaaaaaaaaaaaaaaaaa"]
 )
 def test_flower_does_not_start_with_a_template_or_short_password(credentials):
-    env = service_env(FLOWER_PORT=free_port(), FLOWER_BASIC_AUTH=credentials, DJANGO_DEBUG="0")
-    result = subprocess.run(
-        [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "FLOWER_BASIC_AUTH" in result.stderr + result.stdout
+    assert_flower_refuses_to_start(FLOWER_BASIC_AUTH=credentials, DJANGO_DEBUG="0")

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from tests import openapi_check
 from tests.factories import PASSWORD, UserFactory
-from tests.live import BIN, ROOT
+from tests.harness.procs import BIN, ROOT
 
 pytestmark = pytest.mark.skipif(
     openapi_check.node_missing_reason() is not None, reason=openapi_check.node_missing_reason() or ""

@@ -16,10 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from booking_api.metrics import exposition
 from core import metrics_archive
 from core.models import Booking
-from tests import live
 from tests.factories import ShowFactory, UserFactory
-from tests.faults.servers import PrivateRedis
-from tests.live import broker_at, poll_until_final, wait_until
+from tests.harness import procs, service
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import wait_until
+from tests.harness.servers import PrivateRedis
+from tests.harness.service import broker_at
 from workers.dispatch import publish_decision
 from workers.locks import show_lock
 
@@ -249,7 +251,7 @@ def test_recycled_web_workers_leave_their_counts_but_not_their_files(tmp_path):
     """gunicorn with one worker recycled after every 3 requests: 15 requests pass through 5
     workers, every one of them counted, and only the archive is left, not 2 files per worker."""
     directory = tmp_path / "metrics"
-    web, base_url = live.start_web(tmp_path, workers=1, WEB_MAX_REQUESTS=3, PROMETHEUS_MULTIPROC_DIR=directory)
+    web, base_url = service.start_web(tmp_path, workers=1, WEB_MAX_REQUESTS=3, PROMETHEUS_MULTIPROC_DIR=directory)
     try:
         for _ in range(15):
             # A connection each: a recycled worker closes its connections.
@@ -274,7 +276,7 @@ def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(t
     of the live processes and the archive."""
     directory = tmp_path / "metrics"
     broker = PrivateRedis(tmp_path).start()
-    worker = live.start_worker(
+    worker = service.start_worker(
         tmp_path,
         concurrency=1,
         extra_args=("--max-tasks-per-child", "1"),
@@ -289,13 +291,13 @@ def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(t
         with broker_at(broker.url()):
             for show in shows:
                 publish_decision(show_id=show.pk)
-        live.wait_until(
+        procs.wait_until(
             lambda: not Booking.objects.filter(status="pending").exists(), timeout=60, what="the decisions", proc=worker
         )
         # Each pool process exits after its task and a new one takes its place: the files
         # stay at those of the live processes (the main one and a pool process) and the
         # archive, with room for one process being merged.
-        live.wait_until(
+        procs.wait_until(
             lambda: (
                 len(metric_files(directory)) <= ARCHIVES + 6
                 and value(read_counted(directory), "booking_decision_latency_seconds_count") == 5
@@ -327,7 +329,7 @@ Counter("lock_test", "A counter of the lock test.").inc(int(sys.argv[1]))
 
 def _count_in_a_process(directory, amount: int) -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    subprocess.run([sys.executable, "-c", COUNTING_PROCESS, str(amount)], cwd=live.ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-c", COUNTING_PROCESS, str(amount)], cwd=procs.ROOT, env=env, check=True)
 
 
 def _scrape_into(scraped: list) -> None:

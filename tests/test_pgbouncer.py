@@ -13,7 +13,8 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests import live, pgbouncer
+from tests import pgbouncer
+from tests.harness import procs, service
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -49,8 +50,8 @@ def bouncer():
 def _probe(role: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", PROBE.format(role=role)],
-        cwd=live.ROOT,
-        env=live.service_env(**env),
+        cwd=procs.ROOT,
+        env=service.service_env(**env),
         capture_output=True,
         text=True,
         timeout=60,

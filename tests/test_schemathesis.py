@@ -21,10 +21,10 @@ import subprocess
 import pytest
 
 from core.models import Booking
-from tests import live
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
-from tests.live import BIN, ROOT, wait_until
+from tests.harness import service
+from tests.harness.procs import BIN, ROOT, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -62,7 +62,7 @@ def test_no_server_error_and_every_response_conforms_to_the_schema(live_stack, t
     result = subprocess.run(
         command,
         cwd=tmp_path,
-        env={**live.service_env(), "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "schemathesis_hooks.py")},
+        env={**service.service_env(), "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "schemathesis_hooks.py")},
         capture_output=True,
         text=True,
         timeout=600,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import BIN, ROOT
+from tests.harness.procs import BIN, ROOT
 
 # Production: behind a TLS-terminating proxy, with the switches the README lists.
 PRODUCTION = {

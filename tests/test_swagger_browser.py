@@ -13,7 +13,8 @@ import pytest
 
 from core.models import Booking
 from tests.factories import PASSWORD, ShowFactory, UserFactory
-from tests.live import ROOT, start_web
+from tests.harness.procs import ROOT
+from tests.harness.service import start_web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

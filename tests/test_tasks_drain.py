@@ -13,10 +13,10 @@ from django.test import override_settings
 from core.models import Booking
 from core.redis import redis_client
 from core.services.bookings import booking_submit
-from tests import live
 from tests.factories import ShowFactory, UserFactory
-from tests.faults.servers import PrivateRedis
-from tests.live import broker_at
+from tests.harness import procs, service
+from tests.harness.servers import PrivateRedis
+from tests.harness.service import broker_at
 from workers import dispatch, tasks
 from workers.dispatch import wake_key, wakeups_queued
 from workers.tasks import decide_show
@@ -112,7 +112,7 @@ def test_a_show_fed_without_pause_lets_another_show_through(private_broker, tmp_
     hot = ShowFactory(screen__rows=26, screen__seats_per_row=200)
     cold = ShowFactory()
     user = UserFactory()
-    worker = live.start_worker(
+    worker = service.start_worker(
         tmp_path,
         concurrency=1,
         CELERY_BROKER_URL=private_broker.url(),
@@ -125,10 +125,10 @@ def test_a_show_fed_without_pause_lets_another_show_through(private_broker, tmp_
     feeder.start()
     try:
         hot_decided = Booking.objects.filter(show=hot).exclude(status="pending")
-        live.wait_until(lambda: hot_decided.count() >= 20, timeout=60, what="the hot show's drain", proc=worker)
+        procs.wait_until(lambda: hot_decided.count() >= 20, timeout=60, what="the hot show's drain", proc=worker)
         booking, _ = booking_submit(user_id=user.pk, show_id=cold.pk, quantity=1)
         submitted = time.monotonic()
-        live.wait_until(
+        procs.wait_until(
             lambda: Booking.objects.get(pk=booking.pk).status != "pending",
             timeout=15,
             what="the other show's booking to be decided",
@@ -137,7 +137,7 @@ def test_a_show_fed_without_pause_lets_another_show_through(private_broker, tmp_
         waited = time.monotonic() - submitted
         decided_before = hot_decided.count()
         # The hot show goes on being decided after the other show's turn.
-        live.wait_until(
+        procs.wait_until(
             lambda: hot_decided.count() > decided_before + 20, timeout=30, what="the hot show's next turn", proc=worker
         )
     finally:
@@ -192,7 +192,7 @@ def test_a_refused_hand_off_is_retried_then_left_to_the_recovery_job(tmp_path, c
     try:
         with broker_at(server.url()):
             assert tasks.recover_pending_bookings() == 0  # the marker still says "queued"
-            live.wait_until(lambda: not redis_client().exists(wake_key(show.pk)), timeout=10, what="the marker")
+            procs.wait_until(lambda: not redis_client().exists(wake_key(show.pk)), timeout=10, what="the marker")
             redis_client().delete("booking:recovery-sweep")
             assert tasks.recover_pending_bookings() == 1
             assert _queued(server) == 1

@@ -12,7 +12,9 @@ from core import context
 from core.logging import ContextFilter, JsonFormatter, KeyValueFormatter
 from core.models import Booking
 from tests.factories import ShowFactory, UserFactory
-from tests.live import ROOT, poll_until_final, service_env, wait_until
+from tests.harness.polling import poll_until_final
+from tests.harness.procs import ROOT, wait_until
+from tests.harness.service import service_env
 from workers.locks import show_lock
 
 

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from tests import live, pgbouncer, rabbitmq
-from tests.faults.servers import PG_BIN, PrivatePostgres, PrivateRedis
+from tests import pgbouncer, rabbitmq
 from tests.faults.stack import FaultStack
+from tests.harness import procs, service
+from tests.harness.servers import PG_BIN, PrivatePostgres, PrivateRedis
 
 
 def pytest_collection_modifyitems(items):
@@ -44,8 +45,8 @@ def migrated_cluster():
             cursor.execute("CREATE DATABASE booking")
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-            cwd=live.ROOT,
-            env=live.service_env(DATABASE_URL=cluster.url()),
+            cwd=procs.ROOT,
+            env=service.service_env(DATABASE_URL=cluster.url()),
             check=True,
             capture_output=True,
         )

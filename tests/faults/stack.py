@@ -1,7 +1,7 @@
 """The booking service on private servers, with clients that behave as the contract asks.
 
 gunicorn, Celery workers and celery beat run as real subprocesses against a private
-PostgreSQL cluster and a private Redis (see servers.py), with short lock, grace and sweep
+PostgreSQL cluster and a private Redis (see tests/harness/servers.py), with short lock, grace and sweep
 timings so that every recovery path runs within seconds.
 """
 
@@ -18,8 +18,10 @@ from types import SimpleNamespace
 import httpx
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests import live
-from tests.faults.servers import PrivatePostgres, PrivateRedis, children
+from tests.harness import procs, service
+from tests.harness.polling import retry_after_seconds
+from tests.harness.procs import children
+from tests.harness.servers import PrivatePostgres, PrivateRedis
 
 FAST_TIMINGS = {
     "BOOKING_LOCK_TIMEOUT": 3,
@@ -43,10 +45,10 @@ class FaultStack:
             "CELERY_BROKER_URL": redis.url(),
             **env,
         }
-        self.web: live.Proc | None = None
+        self.web: procs.Proc | None = None
         self.base_url = ""
-        self.workers: dict[str, live.Proc] = {}
-        self.beat: live.Proc | None = None
+        self.workers: dict[str, procs.Proc] = {}
+        self.beat: procs.Proc | None = None
 
     def start(
         self,
@@ -57,15 +59,17 @@ class FaultStack:
         web_workers: int = 2,
         web_env: dict | None = None,
     ) -> "FaultStack":
-        self.web, self.base_url = live.start_web(self.log_dir, workers=web_workers, **{**self.env, **(web_env or {})})
+        self.web, self.base_url = service.start_web(
+            self.log_dir, workers=web_workers, **{**self.env, **(web_env or {})}
+        )
         for name in workers:
             self.start_worker(name, concurrency=concurrency)
         if beat:
-            self.beat = live.start_beat(self.log_dir, **self.env)
+            self.beat = service.start_beat(self.log_dir, **self.env)
         return self
 
-    def start_worker(self, name: str, *, concurrency: int = 1) -> live.Proc:
-        self.workers[name] = live.start_worker(self.log_dir, concurrency=concurrency, name=name, **self.env)
+    def start_worker(self, name: str, *, concurrency: int = 1) -> procs.Proc:
+        self.workers[name] = service.start_worker(self.log_dir, concurrency=concurrency, name=name, **self.env)
         return self.workers[name]
 
     def pool_pids(self, name: str) -> list[int]:
@@ -85,7 +89,7 @@ class FaultStack:
             )
             return self.pg.port, {port for (port,) in cursor.fetchall()}
 
-    def procs(self) -> list[live.Proc]:
+    def procs(self) -> list[procs.Proc]:
         return [p for p in [self.web, *self.workers.values(), self.beat] if p is not None]
 
     def stop(self) -> None:
@@ -197,7 +201,7 @@ class Clients:
                 return booking_id
             if response.status_code != 503:
                 return None
-            time.sleep(min(float(response.headers.get("Retry-After", 1)), 0.3))
+            time.sleep(min(retry_after_seconds(response.headers), 0.3))
         return None
 
     def book_all(self, requests: list[dict], *, within: float = 60.0) -> list[str | None]:

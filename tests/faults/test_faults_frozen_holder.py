@@ -22,10 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.faults.invariants import execute, rows, wait_until_final
-from tests.faults.servers import tcp_client_ports
 from tests.faults.stack import Clients
-from tests.live import wait_until
+from tests.harness.invariants import execute, rows, wait_until_final
+from tests.harness.procs import tcp_client_ports, wait_until
 
 BOOKINGS = 24  # three per gunicorn thread (2 workers x 4 threads)
 IDLE_MS = 6000  # the worker's idle_in_transaction_session_timeout in this test

@@ -12,10 +12,9 @@ every accepted booking final, no seat twice, each show decided serially in accep
 import os
 import signal
 
-from tests.faults.invariants import check_guarantees, rows, wait_until_final
-from tests.faults.servers import alive, tcp_client_ports
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, rows, wait_until_final
+from tests.harness.procs import alive, tcp_client_ports, wait_until
 
 HOSTS = ("host1", "host2")
 SHOWS = 6

@@ -52,34 +52,18 @@ import time
 
 import pytest
 
-from tests.faults.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
-from tests.faults.servers import tcp_client_ports
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
+from tests.harness.procs import tcp_client_ports, wait_until
+from tests.locking import pause_trigger
 from workers.locks import show_lock_key
 
 DECIDER_PAUSE, SUBMIT_PAUSE = 4242, 4243
-BREAKPOINTS_SQL = f"""
-CREATE FUNCTION fault_decider_pause() RETURNS trigger AS $$
-BEGIN
-    IF NEW.seat_label = 'A1' THEN
-        PERFORM pg_advisory_xact_lock_shared({DECIDER_PAUSE});
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER fault_decider_pause BEFORE INSERT ON core_bookedseat
-    FOR EACH ROW EXECUTE FUNCTION fault_decider_pause();
 
-CREATE FUNCTION fault_submit_pause() RETURNS trigger AS $$
-BEGIN
-    IF NEW.idempotency_key = 'late-commit' THEN
-        PERFORM pg_advisory_xact_lock_shared({SUBMIT_PAUSE});
-    END IF;
-    RETURN NEW;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER fault_submit_pause BEFORE INSERT ON core_booking
-    FOR EACH ROW EXECUTE FUNCTION fault_submit_pause();
-"""
+
+BREAKPOINTS_SQL = pause_trigger(
+    "fault_decider_pause", "core_bookedseat", "INSERT", "NEW.seat_label = 'A1'", DECIDER_PAUSE
+) + pause_trigger("fault_submit_pause", "core_booking", "INSERT", "NEW.idempotency_key = 'late-commit'", SUBMIT_PAUSE)
 
 
 WAITING = {

@@ -8,9 +8,9 @@ attempt may still be running. Bookings must still complete, with no duplicate bo
 no seat held twice.
 """
 
-from tests.faults.invariants import check_guarantees, rows, wait_until_final
-from tests.faults.servers import TcpProxy
 from tests.faults.stack import Clients, quantity_requests
+from tests.harness.invariants import check_guarantees, rows, wait_until_final
+from tests.harness.servers import TcpProxy
 
 # Per chunk and direction: a booking request makes about five round trips to PostgreSQL and
 # Redis (token user, throttle, the insert, the wake-up marker), so it takes about 0.3 s, and

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from tests.faults.invariants import check_guarantees, execute, rows, wait_until_final
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, execute, rows, wait_until_final
+from tests.harness.procs import wait_until
 
 ATTEMPTS = 3
 POISON_SQL = """

@@ -10,9 +10,9 @@ import time
 
 import httpx
 
-from tests.faults.invariants import check_guarantees, rows, wait_until_final
 from tests.faults.stack import ERROR_SHAPE, Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, rows, wait_until_final
+from tests.harness.procs import wait_until
 
 OUTAGE_SECONDS = 4
 

@@ -22,10 +22,11 @@ import httpx
 from django.conf import settings
 
 from core.redis import redis_client
-from tests.faults.invariants import check_guarantees, rows, wait_until_final
-from tests.faults.servers import TcpProxy, alive, children
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import broker_at, wait_until
+from tests.harness.invariants import check_guarantees, rows, wait_until_final
+from tests.harness.procs import alive, children, wait_until
+from tests.harness.servers import TcpProxy
+from tests.harness.service import broker_at
 from workers.dispatch import HAND_OFF_SECONDS, WAKE_MARKER_AFTER_FAILED_PUBLISH_MS, hand_off, publish_decision, wake_key
 
 

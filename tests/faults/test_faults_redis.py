@@ -9,9 +9,9 @@ their shows again; the workers and the web processes reconnect by themselves.
 import os
 import signal
 
-from tests.faults.invariants import check_guarantees, rows, wait_until_final
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, rows, wait_until_final
+from tests.harness.procs import wait_until
 
 SHOWS = 20
 BOOKINGS = 300

@@ -12,10 +12,9 @@ expired, and every accepted booking must still reach exactly one final state.
 import os
 import signal
 
-from tests.faults.invariants import check_guarantees, wait_until_final
-from tests.faults.servers import alive, tcp_client_ports
 from tests.faults.stack import Clients, quantity_requests
-from tests.live import wait_until
+from tests.harness.invariants import check_guarantees, wait_until_final
+from tests.harness.procs import alive, tcp_client_ports, wait_until
 
 
 def _drainer(stack) -> tuple[str, int] | None:

@@ -1,0 +1,231 @@
+"""The contract's guarantees, checked in SQL once bookings were decided: the one checker of
+the race test, the fault tests and the benchmark.
+
+Per show:
+- every booking is final (none pending);
+- no seat is held twice (neither in BookedSeat nor among the confirmed bookings' seats);
+- the show never holds more seats than it has;
+- a confirmed booking holds exactly its seats (as many as it asked for), any other none;
+- a failure has a reason that fits what the database holds (no `sold_out` while enough
+  seats are free, no `seats_unavailable` while all of them are free);
+and, given what the clients asked and were told (booking id -> request body, timings, the
+final states they polled):
+- every accepted booking exists, asked for what was requested, and no other booking exists;
+- decisions are serial and right: replaying the show's bookings one at a time, in the order
+  they were decided, through the seat allocator gives exactly what PostgreSQL holds;
+- first accepted, first decided: a booking whose 202 was received before another booking was
+  submitted is decided first;
+- what a client polled last is what the database holds.
+
+`conn` is any DB-API connection whose cursors are context managers and take %s parameters:
+Django's `connection` or a psycopg2 connection to a private cluster.
+"""
+
+import time
+from collections import Counter
+
+from core.seating import Layout, SeatAllocator
+
+DECIDED_REASONS = ("sold_out", "seats_unavailable")
+
+
+def rows(conn, query: str, *params) -> list[tuple]:
+    with conn.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def execute(conn, query: str, *params) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(query, params)
+
+
+def wait_until_final(conn, booking_ids=None, *, timeout: float, logs=lambda: "") -> float:
+    """Wait (bounded) until no booking of the database is pending; returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        (pending,) = rows(conn, "SELECT count(*) FROM core_booking WHERE status = 'pending'")[0]
+        if not pending:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            stuck = rows(conn, "SELECT id, show_id, created_at FROM core_booking WHERE status = 'pending' LIMIT 5")
+            raise AssertionError(f"{pending} bookings still pending after {timeout}s, e.g. {stuck}\n{logs()}")
+        time.sleep(0.25)
+
+
+def show_violations(
+    conn,
+    show_id: int,
+    *,
+    requests: dict[str, dict] | None = None,
+    timings: dict[str, tuple[float, float]] | None = None,
+    finals: dict[str, dict | None] | None = None,
+    reasons: tuple[str, ...] = DECIDED_REASONS,
+) -> tuple[list[str], dict]:
+    """(violations, facts) of one show. `requests`: the show's accepted bookings (id ->
+    request body); `timings`: id -> (submitted, 202 received) on one client clock; `finals`:
+    id -> the last state a client polled; `reasons`: the failure reasons that may occur."""
+    bookings = rows(
+        conn,
+        "SELECT id::text, status, seats, quantity, failure_reason FROM core_booking WHERE show_id = %s"
+        " ORDER BY decided_at, sequence",
+        show_id,
+    )
+    held_rows = rows(conn, "SELECT booking_id::text, seat_label FROM core_bookedseat WHERE show_id = %s", show_id)
+    ((layout_rows, per_row),) = rows(
+        conn,
+        "SELECT sc.rows, sc.seats_per_row FROM core_show sh JOIN core_screen sc ON sc.id = sh.screen_id"
+        " WHERE sh.id = %s",
+        show_id,
+    )
+    capacity = layout_rows * per_row
+    violations: list[str] = []
+
+    pending = [b[0] for b in bookings if b[1] == "pending"]
+    if pending:
+        violations.append(f"show {show_id}: {len(pending)} bookings never decided (e.g. {pending[0]})")
+    holders = Counter(label for _, label in held_rows)
+    twice = [label for label, n in holders.items() if n > 1]
+    if twice:
+        violations.append(f"show {show_id}: seats held twice in BookedSeat: {twice[:5]}")
+    confirmed = Counter(seat for b in bookings if b[1] == "confirmed" for seat in b[2])
+    twice = [label for label, n in confirmed.items() if n > 1]
+    if twice:
+        violations.append(f"show {show_id}: seats confirmed to two bookings: {twice[:5]}")
+    held = len(held_rows)
+    if held > capacity:
+        violations.append(f"show {show_id}: {held} seats held, capacity {capacity}")
+    free = capacity - held
+
+    held_by: dict[str, list[str]] = {}
+    for booking_id, label in held_rows:
+        held_by.setdefault(booking_id, []).append(label)
+    for booking_id, status, seats, quantity, reason in bookings:
+        if status == "confirmed":
+            if sorted(held_by.get(booking_id, [])) != sorted(seats) or len(seats) != quantity:
+                violations.append(f"booking {booking_id}: confirmed seats {seats} differ from held seats")
+        elif held_by.get(booking_id):
+            violations.append(f"booking {booking_id}: {status} but holds seats")
+        if status != "failed":
+            continue
+        if reason not in reasons:
+            violations.append(f"booking {booking_id}: failed with unexpected reason {reason}")
+        if reason == "sold_out" and quantity <= free:
+            violations.append(f"booking {booking_id}: sold_out for {quantity} seats while {free} are still free")
+        if reason == "seats_unavailable" and not set(seats) & set(holders):
+            violations.append(f"booking {booking_id}: seats_unavailable but none of {seats} is held")
+
+    if requests is not None:
+        violations += _client_view(show_id, bookings, requests, finals)
+        if not violations:
+            violations += _serial_replay(show_id, bookings, requests, layout=Layout(layout_rows, per_row))
+    if timings:
+        violations += _first_accepted_first_decided([b[0] for b in bookings], timings)
+    statuses = Counter(b[1] for b in bookings)
+    facts = {
+        "bookings": len(bookings),
+        "confirmed": statuses["confirmed"],
+        "failed": statuses["failed"],
+        "statuses": dict(statuses),
+        "held": held,
+        "capacity": capacity,
+        "sold_out": held == capacity,
+    }
+    return violations, facts
+
+
+def check_guarantees(conn, requests: dict[str, dict], *, timings: dict | None = None) -> dict:
+    """Every guarantee on every show the accepted bookings (id -> request body) asked for;
+    raises AssertionError listing what broke. Returns the bookings' per-status counts."""
+    violations: list[str] = []
+    statuses: Counter = Counter()
+    for show_id in sorted({body["show"] for body in requests.values()}):
+        mine = {pk: body for pk, body in requests.items() if body["show"] == show_id}
+        # A poison booking is failed, never decided, with its own reason.
+        found, facts = show_violations(
+            conn, show_id, requests=mine, timings=timings, reasons=(*DECIDED_REASONS, "processing_error")
+        )
+        violations += found
+        statuses.update(facts["statuses"])
+    assert not violations, "\n".join(violations[:20])
+    return dict(statuses)
+
+
+def _client_view(show_id: int, bookings: list[tuple], requests: dict[str, dict], finals: dict | None) -> list[str]:
+    by_id = {b[0]: b for b in bookings}
+    violations = []
+    missing, unknown = set(requests) - set(by_id), set(by_id) - set(requests)
+    if missing:
+        violations.append(f"show {show_id}: accepted bookings lost: {sorted(missing)[:5]} ({len(missing)} in all)")
+    if unknown:
+        violations.append(f"show {show_id}: {len(unknown)} bookings no client was told about, e.g. {min(unknown)}")
+    for booking_id, body in requests.items():
+        row = by_id.get(booking_id)
+        if row is None:
+            continue
+        if "quantity" in body and row[3] != body["quantity"]:
+            violations.append(f"booking {booking_id}: asked {body['quantity']} seats, the booking has {row[3]}")
+        if finals is None:
+            continue
+        final = finals.get(booking_id)
+        if final is None:
+            violations.append(f"booking {booking_id}: the client never saw a final state")
+        elif (final["status"], list(final["seats"])) != (row[1], list(row[2])):
+            violations.append(f"booking {booking_id}: polled {final['status']}, the database says {row[1]}")
+    return violations
+
+
+def _serial_replay(show_id: int, bookings: list[tuple], requests: dict[str, dict], *, layout: Layout) -> list[str]:
+    """PostgreSQL must hold exactly the outcome of deciding the show's bookings one at a time
+    in their decision order (decided_at, then acceptance order within a batch), which holds
+    only if the decisions were serial."""
+    allocator = SeatAllocator(layout, [])
+    for booking_id, status, seats, _, reason in bookings:
+        if (status, reason) == ("failed", "processing_error"):
+            continue  # never decided; it holds nothing
+        body = requests[booking_id]
+        if "seats" in body:
+            expected = ("confirmed", body["seats"], None) if allocator.take_exact(body["seats"]) else None
+            expected = expected or ("failed", body["seats"], "seats_unavailable")
+        else:
+            labels = allocator.take_best(body["quantity"])
+            expected = ("confirmed", labels, None) if labels else ("failed", [], "sold_out")
+        if (status, list(seats), reason) != expected:
+            return [
+                f"show {show_id}, booking {booking_id}: PostgreSQL holds {(status, seats, reason)}, deciding the"
+                f" bookings one at a time in their decision order gives {expected}"
+            ]
+    return []
+
+
+def _first_accepted_first_decided(decided: list[str], timings: dict[str, tuple[float, float]]) -> list[str]:
+    """`decided`: booking ids in decision order; timings: id -> (submitted, 202 received).
+    No booking may be decided after one that was submitted only once its 202 was received."""
+    violations = []
+    earliest_answer_after, answered_first = float("inf"), ""  # over the bookings decided later
+    for booking_id in reversed(decided):
+        submitted, answered = timings.get(booking_id, (float("-inf"), float("inf")))
+        if earliest_answer_after < submitted:
+            violations.append(
+                f"order: {answered_first} was accepted before {booking_id} was submitted, but decided after it"
+            )
+        if answered < earliest_answer_after:
+            earliest_answer_after, answered_first = answered, booking_id
+    return violations[:20]
+
+
+def check_drain_order(conn, show_id: int) -> list[str]:
+    """Every booking was pending before the drain began, so acceptance order is sequence
+    order: decided_at never goes back as the sequence goes up."""
+    ((back,),) = rows(
+        conn,
+        "SELECT COUNT(*) FROM (SELECT decided_at, LAG(decided_at) OVER (ORDER BY sequence) AS prev "
+        "FROM core_booking WHERE show_id = %s) t WHERE decided_at < prev",
+        show_id,
+    )
+    return [f"show {show_id}: {back} bookings decided before an earlier-accepted one"] if back else []
+
+
+def unique_violations(pg_log: str) -> list[str]:
+    """Lines of the PostgreSQL log where the unique seat constraint refused a second holder."""
+    return [line for line in pg_log.splitlines() if "booked_seat_unique_per_show" in line]

@@ -1,0 +1,83 @@
+"""The harness's invariants checker (tests/harness/invariants.py) names each broken guarantee:
+a correct show passes, then each corruption of it is reported. The race test, the fault
+tests and the benchmark rely on this one checker."""
+
+import pytest
+from django.db import connection
+
+from core.services.bookings import booking_decide_batch, booking_submit
+from tests.factories import ShowFactory, UserFactory
+from tests.harness.invariants import check_guarantees, execute, show_violations
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def decided():
+    """A 1x4 show: A1-A2 confirmed, A1 refused, 2 best seats confirmed, 1 more sold out."""
+    show = ShowFactory(screen__rows=1, screen__seats_per_row=4)
+    asked = [{"seats": ["A1", "A2"]}, {"seats": ["A1"]}, {"quantity": 2}, {"quantity": 1}]
+    requests = {}
+    for body in asked:
+        booking = booking_submit(user_id=UserFactory().pk, show_id=show.pk, **body)[0]
+        requests[str(booking.pk)] = {"show": show.pk, **body}
+    booking_decide_batch(show_id=show.pk)
+    return show, requests
+
+
+def violations(show, requests, **kwargs) -> list[str]:
+    return show_violations(connection, show.pk, requests=requests, **kwargs)[0]
+
+
+def test_a_correct_show_has_no_violations(decided):
+    show, requests = decided
+    found, facts = show_violations(connection, show.pk, requests=requests)
+    assert found == []
+    assert (facts["confirmed"], facts["failed"], facts["held"], facts["sold_out"]) == (2, 2, 4, True)
+    assert check_guarantees(connection, requests) == {"confirmed": 2, "failed": 2}
+
+
+@pytest.mark.parametrize(
+    ("corruption", "named"),
+    [
+        ("UPDATE core_booking SET status = 'pending', decided_at = NULL WHERE quantity = 1", "never decided"),
+        ("DELETE FROM core_bookedseat WHERE seat_label = 'A1'", "differ from held seats"),
+        ("UPDATE core_booking SET seats = '{A3}' WHERE seats = '{A1,A2}'", "confirmed to two bookings"),
+        ("UPDATE core_booking SET failure_reason = 'show_started' WHERE failure_reason = 'sold_out'", "unexpected"),
+        ("DELETE FROM core_bookedseat WHERE seat_label IN ('A3', 'A4')", "while 2 are still free"),
+        ("UPDATE core_booking SET decided_at = decided_at - interval '1 hour' WHERE quantity = 1", "decision order"),
+    ],
+)
+def test_each_broken_guarantee_is_named(decided, corruption, named):
+    show, requests = decided
+    execute(connection, corruption)
+    found = violations(show, requests)
+    assert any(named in violation for violation in found), found
+    with pytest.raises(AssertionError, match=named):
+        check_guarantees(connection, requests)
+
+
+def test_a_booking_no_client_asked_for_or_a_lost_one_is_named(decided):
+    show, requests = decided
+    lost = next(iter(requests))
+    assert any("lost" in v for v in violations(show, {**requests, "00000000-0000-0000-0000-000000000000": {}}))
+    assert any(
+        "no client was told about" in v for v in violations(show, {k: requests[k] for k in requests if k != lost})
+    )
+
+
+def test_what_a_client_polled_must_be_what_the_database_holds(decided):
+    show, requests = decided
+    finals = {pk: {"status": "confirmed", "seats": []} for pk in requests}
+    assert any("polled confirmed, the database says failed" in v for v in violations(show, requests, finals=finals))
+    assert any("never saw a final state" in v for v in violations(show, requests, finals={}))
+
+
+def test_first_accepted_first_decided(decided):
+    show, requests = decided
+    *_, last = requests  # submitted, and so decided, last
+    in_order = {pk: (i, i + 0.5) for i, pk in enumerate(requests)}
+    assert violations(show, requests, timings=in_order) == []
+    # The last booking's 202 arrived before the first was even submitted: yet decided after it.
+    inverted = {**in_order, last: (-2.0, -1.0)}
+    assert any("order:" in v for v in violations(show, requests, timings=inverted))
