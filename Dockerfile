@@ -16,4 +16,4 @@ RUN DJANGO_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(5
 USER app
 
 EXPOSE 8000 5555
-CMD ["gunicorn", "-c", "booking_api/gunicorn.conf.py"]
+CMD ["gunicorn", "-c", "booking_api/config/gunicorn.conf.py"]

@@ -149,9 +149,12 @@ $(VENV)/.installed: requirements.txt
 security: install
 	bandit -c pyproject.toml -r . --severity-level medium --quiet
 
+## lint: ruff, the import layers (.importlinter: README "How it works") and mypy on core/ and workers/
 lint: install
 	ruff check .
 	ruff format --check .
+	lint-imports
+	mypy
 
 format: install
 	ruff check --fix .

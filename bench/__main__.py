@@ -185,9 +185,9 @@ def _step(step, name: str, func, *args):
 
 def _web_setup() -> str:
     """The gunicorn settings in effect (the config file evaluated in this environment)."""
-    conf = runpy.run_path(str(ROOT / "booking_api" / "gunicorn.conf.py"))
+    conf = runpy.run_path(str(ROOT / "booking_api" / "config" / "gunicorn.conf.py"))
     return (
-        f"gunicorn -c booking_api/gunicorn.conf.py: {conf['workers']} x {conf['worker_class']}"
+        f"gunicorn -c booking_api/config/gunicorn.conf.py: {conf['workers']} x {conf['worker_class']}"
         f"{' x ' + str(conf['threads']) + ' threads' if conf.get('threads', 1) > 1 else ''}"
     )
 

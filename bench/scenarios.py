@@ -236,7 +236,7 @@ def http_specs(ctx: Context, bookings: list[tuple[str, str]]) -> dict:
 
 def _half_sold_show(ctx: Context):
     """A 500-seat show (20 x 25) with its first 10 rows held."""
-    from workers.dispatch import wake_show
+    from core.decision_queue import wake_show
 
     show = data.make_show(rows=20, seats_per_row=25, title="Seat map")
     data.insert_pending(
@@ -538,7 +538,7 @@ def celery_noop_rate(ctx: Context) -> dict:
 def backlog_drain(ctx: Context) -> dict:
     """Tens of thousands of pending bookings of one show, with their wake-up queued as the
     API leaves it, while the worker is stopped; then the worker is started."""
-    from workers.dispatch import wake_show
+    from core.decision_queue import wake_show
 
     sizes = ctx.sizes
     ctx.stack.stop("worker")
@@ -585,7 +585,7 @@ def worker_scaling(ctx: Context) -> dict:
     and each show's wake-up queued, as the API leaves them; then the Procfile's worker is
     started with that many pool processes, and the rate is the decisions over the time from
     the first decision to the last (decided_at in PostgreSQL)."""
-    from workers.dispatch import wake_show
+    from core.decision_queue import wake_show
 
     sizes = ctx.sizes
     rows, seats_per_row = 5, 10

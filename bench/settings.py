@@ -8,7 +8,7 @@
   worker started from the Procfile's unchanged command.
 """
 
-from booking_api.settings import *  # noqa: F403
+from booking_api.config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
 CELERY_INCLUDE = ("bench.tasks",)

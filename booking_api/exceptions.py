@@ -12,7 +12,6 @@ Retry-After: the request may be retried as it is, and the database is not said t
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -50,7 +49,7 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 def dependency_of(exc: BaseException) -> str | None:
     """Which dependency an exception says is unreachable, or None if it is not an outage."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if db_errors.is_unavailable(exc):
         return "database"
     if isinstance(exc, RedisError):
         return "redis"

@@ -21,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import core.metrics  # noqa: F401 - creates the multiprocess directory before it is read
 from booking_api.exceptions import error_body
-from core import metrics_archive, selectors
+from core import broker, decision_queue, metrics_archive, selectors
 
 logger = logging.getLogger("booking_api.metrics")
 
@@ -63,18 +63,15 @@ class QueueDepthCollector:
         yield by_show
 
     def _queued(self):
-        from workers import broker
-        from workers.celery import app
-
         family = GaugeMetricFamily(
             "booking_queue_messages",
             "Messages waiting in a broker queue (not yet taken by a worker).",
             labels=["queue"],
         )
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=settings.REDIS_SOCKET_TIMEOUT)
-            for queue, count in broker.message_counts(conn, broker.queue_names()).items():
-                family.add_metric([queue], count)
+        for queue, length in decision_queue.queue_lengths(
+            broker.queue_names(), timeout=settings.REDIS_SOCKET_TIMEOUT
+        ).items():
+            family.add_metric([queue], length)
         return family
 
 

@@ -1,6 +1,9 @@
 """Input and output serializers. Names are globally unique because drf-yasg names its
 schemas after the class."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -167,7 +170,7 @@ class BookingCreateInputSerializer(serializers.Serializer):
         help_text=f'Number of best available seats; 1..{settings.BOOKING_MAX_SEATS}. Give this or "seats".',
     )
     # The fields take wider limits than the booking rules, so that a count out of range gets
-    # the service's message (core.services.bookings); the schema publishes the rules
+    # the service's message (core.services.submission); the schema publishes the rules
     # (booking_api.openapi.DocumentedSchemaInspector).
     documented_schema = {
         "seats": {"minItems": 1, "maxItems": settings.BOOKING_MAX_SEATS},
@@ -175,7 +178,36 @@ class BookingCreateInputSerializer(serializers.Serializer):
     }
 
 
+# DRF's own timestamp formatting (DATETIME_FORMAT, the current time zone), shared.
+_TIMESTAMP = serializers.DateTimeField(read_only=True).to_representation
+
+# The booking as the API shows it: every field and how it is rendered, written once. Built
+# directly rather than by a ModelSerializer, which builds its fields anew on every instance:
+# the polled and submitted booking is the hottest response. BookingOutputSerializer takes its
+# field list (and the schema its types) from here.
+BOOKING_FIELDS: dict[str, Callable[[Booking], Any]] = {
+    "id": lambda booking: str(booking.id),
+    "status": lambda booking: str(booking.status),
+    "show": lambda booking: booking.show_id,
+    "seats": lambda booking: list(booking.seats),
+    "quantity": lambda booking: booking.quantity,
+    "failure_reason": lambda booking: str(booking.failure_reason) if booking.failure_reason else None,
+    "created_at": lambda booking: _TIMESTAMP(booking.created_at),
+    "decided_at": lambda booking: _TIMESTAMP(booking.decided_at),
+    "confirmed_at": lambda booking: _TIMESTAMP(booking.confirmed_at),
+    "cancelled_at": lambda booking: _TIMESTAMP(booking.cancelled_at),
+    "queue_position": lambda booking: booking.queue_position,
+}
+
+
+def booking_representation(booking: Booking) -> dict:
+    return {name: render(booking) for name, render in BOOKING_FIELDS.items()}
+
+
 class BookingOutputSerializer(serializers.ModelSerializer):
+    """The schema of a booking (drf-yasg reads the fields' types); the rendering is
+    booking_representation's."""
+
     queue_position = serializers.IntegerField(
         read_only=True,
         allow_null=True,
@@ -185,44 +217,11 @@ class BookingOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Booking
-        fields = [
-            "id",
-            "status",
-            "show",
-            "seats",
-            "quantity",
-            "failure_reason",
-            "created_at",
-            "decided_at",
-            "confirmed_at",
-            "cancelled_at",
-            "queue_position",
-        ]
+        fields = list(BOOKING_FIELDS)
         read_only_fields = fields
 
-
-# DRF's own timestamp formatting (DATETIME_FORMAT, the current time zone), shared.
-_TIMESTAMP = serializers.DateTimeField(read_only=True)
-
-
-def booking_representation(booking: Booking) -> dict:
-    """What BookingOutputSerializer renders, built directly: the polled and submitted
-    booking is the hottest response, and a ModelSerializer builds its fields anew on every
-    instance. tests/test_api_bookings.py keeps the two identical."""
-    timestamp = _TIMESTAMP.to_representation
-    return {
-        "id": str(booking.id),
-        "status": str(booking.status),
-        "show": booking.show_id,
-        "seats": list(booking.seats),
-        "quantity": booking.quantity,
-        "failure_reason": str(booking.failure_reason) if booking.failure_reason else None,
-        "created_at": timestamp(booking.created_at),
-        "decided_at": timestamp(booking.decided_at),
-        "confirmed_at": timestamp(booking.confirmed_at),
-        "cancelled_at": timestamp(booking.cancelled_at),
-        "queue_position": booking.queue_position,
-    }
+    def to_representation(self, instance: Booking) -> dict:
+        return booking_representation(instance)
 
 
 class BookingListQuerySerializer(serializers.Serializer):

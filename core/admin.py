@@ -11,10 +11,12 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -47,7 +49,7 @@ class ServiceForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.errors:
+        if self.errors or cleaned is None:
             return cleaned
         try:
             with transaction.atomic():
@@ -214,7 +216,7 @@ class ShowAdmin(ServiceAdmin):
             "rows": rows,
             "to_cancel": [row for row in rows if row["show"].status != Show.Status.CANCELLED],
             "from_action": from_action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/core/show/cancel_confirmation.html", context)
 
@@ -252,7 +254,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
+        queryset: QuerySet = self.object_list  # type: ignore[assignment]  # the admin pages querysets
         if not queryset.query.where:
             estimate = selectors.table_row_estimate(queryset.model)
             if estimate > self.COUNT_CAP:

@@ -45,7 +45,7 @@ def classify(exc: BaseException) -> DbFailure | None:
     """What a database error says, or None when it is an error of the work itself (a
     constraint, bad data, a bug) or not a database error at all.
 
-    An OperationalError with no SQLSTATE or an unknown one counts as unavailable, as before:
+    An OperationalError with no SQLSTATE or an unknown one counts as unavailable:
     it is most often a connection that failed before PostgreSQL could say why.
     """
     if isinstance(exc, InterfaceError):

@@ -89,10 +89,10 @@ class SeatAllocator:
 
     def take_exact(self, labels: Sequence[str]) -> bool:
         """Take all of these seats, or none of them if any is taken (all or nothing)."""
-        positions = [self.layout.parse(label) for label in labels]
-        if any(pos is None or not self._free[pos[0]][pos[1]] for pos in positions):
+        free = [pos for pos in map(self.layout.parse, labels) if pos is not None and self._free[pos[0]][pos[1]]]
+        if len(free) != len(labels):
             return False
-        for row, seat in positions:
+        for row, seat in free:
             self._take(row, seat)
         return True
 

@@ -5,19 +5,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import booking_sql
 from core.exceptions import NotFound
 from core.models import BookedSeat, Booking, Movie, Screen, Show
 from core.seating import Layout
-
-# A few hot statements are written in SQL (marked `nosec B608`): the table names in them come
-# from the models' metadata, never from input, and every value is a query parameter.
 
 MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
 
@@ -41,6 +38,22 @@ def movie_list(
     if ordering in MOVIE_ORDERINGS:
         movies = movies.order_by(ordering, "id")
     return movies
+
+
+def movie_get(*, movie_id: int, include_inactive: bool = False) -> Movie:
+    """One movie of the catalogue (inactive ones only for staff). Raises NotFound."""
+    movie = movie_list(include_inactive=include_inactive).filter(pk=movie_id).first()
+    if movie is None:
+        raise NotFound("Movie not found.")
+    return movie
+
+
+def screen_get(*, screen_id: int) -> Screen:
+    """One screen. Raises NotFound."""
+    screen = Screen.objects.filter(pk=screen_id).first()
+    if screen is None:
+        raise NotFound("Screen not found.")
+    return screen
 
 
 def screen_list() -> QuerySet[Screen]:
@@ -94,21 +107,13 @@ def show_get(*, show_id: int) -> Show:
 
 
 def show_layout_and_held(*, show_id: int) -> tuple[Layout, set[str]]:
-    """A show's screen layout and the labels of its held seats, read in one statement issued
-    directly (the hottest public read: the ORM spent longer building the two queries than
-    running them). Raises NotFound.
+    """A show's screen layout and the labels of its held seats (one statement,
+    core/booking_sql.py). Raises NotFound.
 
     The decider calls it once it holds the show's lock, so that a screen resized while it
     waited is read as it is now: a join in the locking statement would keep the screen row
     of that statement's snapshot."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {BookedSeat._meta.db_table} b "  # noqa: S608  # nosec B608
-            f"WHERE b.show_id = s.id) FROM {Show._meta.db_table} s "
-            f"JOIN {Screen._meta.db_table} c ON c.id = s.screen_id WHERE s.id = %s",
-            [show_id],
-        )
-        row = cursor.fetchone()
+    row = booking_sql.seat_map_row(show_id=show_id)
     if row is None:
         raise NotFound("Show not found.")
     return Layout(row[0], row[1]), set(row[2])
@@ -140,37 +145,17 @@ def booking_get(*, booking_id, user) -> Booking:
     return booking
 
 
-def queue_ahead_sql(*, show: str, sequence: str) -> str:
-    """SQL counting the pending bookings of show `show` accepted before `sequence` (SQL
-    expressions written by the caller, never input): acceptance order is `sequence`, so
-    these are the bookings decided first.
-
-    It is a range scan of booking_pending_show_idx ((show, sequence) of pending bookings
-    only), which holds just the bookings still waiting, so it needs no index of its own;
-    but it reads one entry per booking ahead, and a backlog (workers stopped) would make
-    every submission and poll pay for the whole queue. It stops at
-    BOOKING_QUEUE_POSITION_LIMIT: past that, a position reads as the limit."""
-    limit = int(settings.BOOKING_QUEUE_POSITION_LIMIT)
-    return (
-        f"SELECT count(*) FROM (SELECT FROM {Booking._meta.db_table} ahead WHERE ahead.show_id = {show} "  # noqa: S608  # nosec B608
-        f"AND ahead.status = '{Booking.Status.PENDING}' AND ahead.sequence < {sequence} LIMIT {limit}) ahead"
-    )
-
-
 def bookings_set_queue_positions(*, bookings: Sequence[Booking]) -> None:
     """Set `queue_position` on every pending booking of `bookings` (a page, or one booking):
     one query for all of them, none when none is pending."""
     pending = [booking for booking in bookings if booking.status == Booking.Status.PENDING]
     if not pending:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT ({queue_ahead_sql(show='q.show_id', sequence='q.sequence')}) "  # noqa: S608  # nosec B608
-            "FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS q(show_id, sequence, n) ORDER BY q.n",
-            [[booking.show_id for booking in pending], [booking.sequence for booking in pending]],
-        )
-        for booking, (position,) in zip(pending, cursor.fetchall(), strict=True):
-            booking.queue_position = position
+    positions = booking_sql.queue_positions(
+        show_ids=[booking.show_id for booking in pending], sequences=[booking.sequence for booking in pending]
+    )
+    for booking, position in zip(pending, positions, strict=True):
+        booking.queue_position = position
 
 
 def booking_list(*, user, owner_id: int | None = None, status: str | None = None) -> QuerySet[Booking]:

@@ -42,7 +42,7 @@ def _rabbitmq_vhost():
         return
     rabbitmq.create(settings.CELERY_BROKER_URL)
     yield
-    from workers.celery import app
+    from booking_api.config.celery import app
 
     app.pool.force_close_all()
     rabbitmq.delete(settings.CELERY_BROKER_URL)

@@ -29,6 +29,6 @@ if os.environ.get("TEST_AMQP_URL"):
     if not os.environ.get("CELERY_BROKER_URL", "").startswith(rabbitmq.base_url() + "/"):
         os.environ["CELERY_BROKER_URL"] = rabbitmq.new_vhost_url()
 
-from booking_api.settings import *  # noqa: F403, E402
+from booking_api.config.settings import *  # noqa: F403, E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from core import selectors
 from core.models import BookedSeat, Booking, Show
-from core.services.bookings import booking_decide_batch, booking_submit
+from core.services.decisions import booking_decide_batch
+from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

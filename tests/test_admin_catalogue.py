@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from core import selectors
 from core.models import Booking, Screen, Show
-from core.services.bookings import booking_decide_batch, booking_submit
+from core.services.decisions import booking_decide_batch
+from core.services.submission import booking_submit
 from tests.factories import MovieFactory, ScreenFactory, ShowFactory, UserFactory
 from tests.locking import execute, holder, pending_booking
 

@@ -8,9 +8,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from booking_api.config.celery import app
+from core import broker
 from tests import rabbitmq
-from workers import broker
-from workers.celery import app
 from workers.tasks import decide_show, retry_delay
 
 AMQP_URL = "amqp://127.0.0.1:5672/x"
@@ -43,12 +43,12 @@ def test_one_bookings_queue_by_default():
 
 
 def test_rabbitmq_queues_are_quorum_queues_on_a_topic_exchange():
-    for queue in broker.task_queues(AMQP_URL):
+    for queue in broker.task_queues(AMQP_URL, 4):
         assert queue.queue_arguments == {"x-queue-type": "quorum"}
         assert (queue.durable, queue.auto_delete, queue.exclusive) == (True, False, False)
         # Celery's native delayed delivery (countdowns on quorum queues) needs a topic exchange.
         assert queue.exchange.type == "topic"
-    assert {q.exchange.type for q in broker.task_queues("redis://127.0.0.1:6379/0")} == {"direct"}
+    assert {q.exchange.type for q in broker.task_queues("redis://127.0.0.1:6379/0", 4)} == {"direct"}
 
 
 @override_settings(CELERY_BROKER_URL=AMQP_URL)

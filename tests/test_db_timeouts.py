@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from booking_api.exceptions import api_exception_handler
 from core import db_errors
-from core.services.bookings import booking_decide_batch, booking_decide_next
+from core.services.decisions import booking_decide_batch, booking_decide_next
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
 from tests.locking import Background, execute, holder, pending_booking
@@ -36,7 +36,7 @@ def test_web_sessions_carry_the_web_timeouts():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_celery_worker_switches_its_sessions_to_the_worker_timeouts():
-    from workers.celery import use_worker_database_timeouts
+    from booking_api.config.celery import use_worker_database_timeouts
 
     web = settings.DATABASES["default"]["OPTIONS"]["options"]
     try:

@@ -2,9 +2,9 @@
 
 import pytest
 
+from core import decision_queue as dispatch
 from core.redis import redis_client
 from tests.harness.service import broker_at
-from workers import dispatch
 
 pytestmark = pytest.mark.django_db
 

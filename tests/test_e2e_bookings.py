@@ -6,10 +6,10 @@ import pytest
 from django.test import override_settings
 
 from core.models import BookedSeat, Booking
+from core.show_lock import show_lock
 from tests.factories import ShowFactory, UserFactory
 from tests.harness.polling import poll_until_final
 from tests.harness.procs import wait_until
-from workers.locks import show_lock
 from workers.tasks import decide_show, recover_pending_bookings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -13,7 +13,7 @@ from tests.harness.service import service_env
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CREDENTIALS = ("operator", "flower-test-pass")
-FLOWER = [str(BIN / "celery"), "-A", "workers", "flower", "--conf=workers/flowerconfig.py"]
+FLOWER = [str(BIN / "celery"), "-A", "workers", "flower", "--conf=booking_api/config/flowerconfig.py"]
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_a_bookings_task_is_named_and_found_by_its_booking_id(flower, live_stack
         )
         response.raise_for_status()
         tasks = list(response.json().values())
-        # The drain lingers briefly for more bookings after deciding this one (tasks.py).
+        # The drain lingers briefly for more bookings after deciding this one (core/services/drain.py).
         return tasks if tasks and all(t["state"] == "SUCCESS" for t in tasks) else None
 
     tasks = wait_until(found, timeout=20, what="flower to list the booking's task")

@@ -5,7 +5,8 @@ tests and the benchmark rely on this one checker."""
 import pytest
 from django.db import connection
 
-from core.services.bookings import booking_decide_batch, booking_submit
+from core.services.decisions import booking_decide_batch
+from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
 from tests.harness.invariants import check_guarantees, execute, show_violations
 

@@ -10,13 +10,9 @@ import pytest
 from django.utils import timezone
 
 from core.models import BookedSeat, Booking, Show
-from core.services.bookings import (
-    booking_cancel,
-    booking_decide_batch,
-    booking_record_failed_attempt,
-    bookings_expire_started,
-)
+from core.services.cancellation import booking_cancel, bookings_expire_started
 from core.services.catalogue import show_cancel, show_update
+from core.services.decisions import booking_decide_batch, booking_record_failed_attempt
 from tests.factories import ShowFactory, UserFactory
 from tests.locking import Background, breakpoint_on, execute, holder, pending_booking, wait_until_waiting
 

@@ -15,15 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from booking_api.metrics import exposition
 from core import metrics_archive
+from core.decision_queue import send_wake
 from core.models import Booking
+from core.show_lock import show_lock
 from tests.factories import ShowFactory, UserFactory
 from tests.harness import procs, service
 from tests.harness.polling import poll_until_final
 from tests.harness.procs import wait_until
 from tests.harness.servers import PrivateRedis
 from tests.harness.service import broker_at
-from workers.dispatch import publish_decision
-from workers.locks import show_lock
 
 TOKEN = {"HTTP_AUTHORIZATION": "Bearer test-metrics-token"}
 
@@ -290,7 +290,7 @@ def test_recycled_celery_pool_processes_leave_their_counts_but_not_their_files(t
             Booking.objects.create(user=user, show=show, quantity=1)
         with broker_at(broker.url()):
             for show in shows:
-                publish_decision(show_id=show.pk)
+                send_wake(show_id=show.pk)
         procs.wait_until(
             lambda: not Booking.objects.filter(status="pending").exists(), timeout=60, what="the decisions", proc=worker
         )

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from core.exceptions import ValidationFailed
 from core.models import BookedSeat, Booking, Movie, Show
-from core.services.bookings import booking_decide_batch, booking_submit
 from core.services.catalogue import movie_update, show_create, show_update
+from core.services.decisions import booking_decide_batch
+from core.services.submission import booking_submit
 from tests.factories import MovieFactory, ScreenFactory, ShowFactory, UserFactory
 
 

@@ -26,7 +26,7 @@ import json
 from django.db import connection
 role = {role!r}
 if role == "worker":
-    from workers.celery import use_worker_database_timeouts
+    from booking_api.config.celery import use_worker_database_timeouts
     use_worker_database_timeouts()
 from django.contrib.auth.models import User
 with connection.cursor() as cursor:

@@ -7,11 +7,11 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from booking_api.config.celery import app
 from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
 from core.services.retention import bookings_purge_old
 from tests.factories import PASSWORD, ShowFactory, UserFactory
 from workers import maintenance
-from workers.celery import app
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from tests.harness.procs import BIN, ROOT
 
 # Production: behind a TLS-terminating proxy, with the switches the README lists.
 PRODUCTION = {
-    "DJANGO_SETTINGS_MODULE": "booking_api.settings",
+    "DJANGO_SETTINGS_MODULE": "booking_api.config.settings",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_DEBUG": "0",
     "DJANGO_ALLOWED_HOSTS": "booking.example.com",
@@ -28,7 +28,7 @@ PRODUCTION = {
 }
 # Reads the settings as a fresh process would, without the developer's .env file.
 SHOW_SETTINGS = (
-    "import pathlib, booking_api.envfile as f; f.ENV_FILE = pathlib.Path('/nonexistent');"
+    "import pathlib, booking_api.config.envfile as f; f.ENV_FILE = pathlib.Path('/nonexistent');"
     "import django; django.setup(); from django.conf import settings as s;"
     "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)"
 )
@@ -80,14 +80,14 @@ def test_check_deploy_is_clean_with_the_production_switches():
 
 def test_debug_is_off_and_https_switches_are_opt_in_by_default():
     result = _python(
-        SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)
+        SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.config.settings", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "False"]
 
 
 def test_without_debug_a_secret_key_is_required():
-    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings")
+    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.config.settings")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
 
@@ -120,7 +120,7 @@ def _env_file(path: Path) -> dict:
 )
 def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
     env = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "METRICS_TOKEN": secrets.token_urlsafe(24), name: value}
-    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.settings", **env)
+    result = _python(SHOW_SETTINGS, DJANGO_SETTINGS_MODULE="booking_api.config.settings", **env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr
@@ -129,7 +129,7 @@ def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
 def test_with_debug_the_template_values_are_allowed_for_development():
     result = _python(
         SHOW_SETTINGS,
-        DJANGO_SETTINGS_MODULE="booking_api.settings",
+        DJANGO_SETTINGS_MODULE="booking_api.config.settings",
         DJANGO_DEBUG="1",
         DJANGO_SECRET_KEY="change-me",
         METRICS_TOKEN="change-me",
@@ -140,7 +140,7 @@ def test_with_debug_the_template_values_are_allowed_for_development():
 def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
     result = _python(
         SHOW_SETTINGS,
-        DJANGO_SETTINGS_MODULE="booking_api.settings",
+        DJANGO_SETTINGS_MODULE="booking_api.config.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         METRICS_TOKEN="",
     )
@@ -150,7 +150,7 @@ def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
 def test_a_copy_of_env_example_does_not_start_without_debug():
     env = _env_file(ROOT / ".env.example")
     assert env["DJANGO_DEBUG"] == "0"
-    result = _python(SHOW_SETTINGS, **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.settings"})
+    result = _python(SHOW_SETTINGS, **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings"})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is a template value" in result.stderr
 
@@ -166,7 +166,7 @@ def test_the_env_that_make_run_writes_is_a_development_profile_that_starts(tmp_p
     assert env["DJANGO_DEBUG"] == "0"
     result = _python(
         SHOW_SETTINGS.replace("print(", "print(s.DEMO_USERS, "),
-        **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.settings"},
+        **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings"},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "False", "False"]
@@ -187,7 +187,7 @@ def test_the_documented_production_profile_passes_check_deploy():
     assert profile["HOST"] == "127.0.0.1"  # the proxy on this host; never every interface
     env = {
         **profile,
-        "DJANGO_SETTINGS_MODULE": "booking_api.settings",
+        "DJANGO_SETTINGS_MODULE": "booking_api.config.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "METRICS_TOKEN": secrets.token_urlsafe(24),

@@ -9,14 +9,10 @@ from django.utils import timezone
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking
 from core.selectors import booking_get, bookings_set_queue_positions
-from core.services.bookings import (
-    booking_cancel,
-    booking_decide_batch,
-    booking_decide_next,
-    booking_submit,
-    bookings_expire_started,
-)
+from core.services.cancellation import booking_cancel, bookings_expire_started
 from core.services.catalogue import show_cancel
+from core.services.decisions import booking_decide_batch, booking_decide_next
+from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.db.backends.postgresql.base import DatabaseWrapper
 
 from core.db_errors import is_contention, is_unavailable
 from core.models import BookedSeat, Booking
-from core.services.bookings import booking_decide_next, booking_submit
+from core.services.decisions import booking_decide_next
+from core.services.submission import booking_submit
 
 pytestmark = pytest.mark.django_db
 

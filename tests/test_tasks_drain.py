@@ -10,15 +10,17 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from core import decision_queue as dispatch
+from core.decision_queue import wake_key, wakeups_queued
 from core.models import Booking
 from core.redis import redis_client
-from core.services.bookings import booking_submit
+from core.services import drain
+from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
 from tests.harness import procs, service
 from tests.harness.servers import PrivateRedis
 from tests.harness.service import broker_at
-from workers import dispatch, tasks
-from workers.dispatch import wake_key, wakeups_queued
+from workers import tasks
 from workers.tasks import decide_show
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +32,7 @@ PRIVATE_QUEUE = "bookings-linger-test"
 def private_queue(monkeypatch):
     """Point the drain at a queue of its own, so that no worker of the e2e tests consumes
     what these tests queue (the broker is the real Redis)."""
-    from workers.celery import app
+    from booking_api.config.celery import app
 
     monkeypatch.setattr(dispatch, "bookings_queues", lambda: [PRIVATE_QUEUE])
     monkeypatch.setattr(dispatch, "bookings_queue", lambda show_id: PRIVATE_QUEUE)
@@ -49,14 +51,14 @@ def test_wakeups_queued_counts_the_bookings_queue(private_queue):
 def test_a_drain_lingers_and_sees_a_booking_of_its_show(private_queue):
     show = ShowFactory()
     booking_submit(user_id=UserFactory().pk, show_id=show.pk, quantity=1)
-    assert tasks._more_soon(show_id=show.pk)
+    assert drain._more_soon(show_id=show.pk)
 
 
 @override_settings(BOOKING_DRAIN_LINGER_MS=200)
 def test_a_drain_lets_go_after_the_linger_when_nothing_comes(private_queue):
     show = ShowFactory()
     started = time.monotonic()
-    assert not tasks._more_soon(show_id=show.pk)
+    assert not drain._more_soon(show_id=show.pk)
     assert time.monotonic() - started >= 0.2
 
 
@@ -65,7 +67,7 @@ def test_a_drain_does_not_linger_while_another_wake_up_waits(private_queue):
     show = ShowFactory()
     decide_show.apply_async(args=[show.pk + 1], queue=private_queue)
     started = time.monotonic()
-    assert not tasks._more_soon(show_id=show.pk)
+    assert not drain._more_soon(show_id=show.pk)
     assert time.monotonic() - started < 5
 
 
@@ -73,7 +75,7 @@ def test_a_drain_does_not_linger_while_another_wake_up_waits(private_queue):
 def test_linger_can_be_switched_off(private_queue):
     show = ShowFactory()
     booking_submit(user_id=UserFactory().pk, show_id=show.pk, quantity=1)
-    assert not tasks._more_soon(show_id=show.pk)
+    assert not drain._more_soon(show_id=show.pk)
 
 
 # ---- turns: a show fed without pause does not starve the others ----------------------------

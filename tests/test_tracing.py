@@ -11,11 +11,11 @@ import pytest
 from core import context
 from core.logging import ContextFilter, JsonFormatter, KeyValueFormatter
 from core.models import Booking
+from core.show_lock import show_lock
 from tests.factories import ShowFactory, UserFactory
 from tests.harness.polling import poll_until_final
 from tests.harness.procs import ROOT, wait_until
 from tests.harness.service import service_env
-from workers.locks import show_lock
 
 
 @pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_celery_logs_through_django_logging_whatever_its_loglevel():
     the INFO decision lines and the JSON format of settings.LOGGING in place."""
     code = (
         "import django, logging; django.setup()\n"
-        "from workers.celery import app\n"
+        "from booking_api.config.celery import app\n"
         "app.log.setup_logging_subsystem(loglevel='WARNING')\n"
         "logging.getLogger('core.bookings').info('booking decided', extra={'booking_id': 'b-1'})\n"
     )

@@ -18,7 +18,8 @@ from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
 from core.exceptions import ValidationFailed
 from core.polling import booking_retry_after
-from core.services.bookings import booking_cancel, booking_submit
+from core.services.cancellation import booking_cancel
+from core.services.submission import booking_submit
 
 TAGS = ["bookings"]
 # Printable ASCII without spaces at the ends: what a client library generates (UUIDs, ...).
@@ -105,13 +106,7 @@ class BookingListCreateApi(BaseApi):
     def get(self, request):
         params = valid_query(BookingListQuerySerializer, request)
         bookings = selectors.booking_list(user=request.user, status=params.get("status"))
-        return paginated_response(
-            request=request,
-            view=self,
-            queryset=bookings,
-            serializer_class=BookingOutputSerializer,
-            prepare=_set_queue_positions,
-        )
+        return _booking_page(request, self, bookings)
 
 
 class BookingDetailApi(BaseApi):
@@ -146,10 +141,15 @@ class UserBookingListApi(BaseApi):
     def get(self, request, user_id: int):
         params = valid_query(BookingListQuerySerializer, request)
         bookings = selectors.booking_list(user=request.user, owner_id=user_id, status=params.get("status"))
-        return paginated_response(
-            request=request,
-            view=self,
-            queryset=bookings,
-            serializer_class=BookingOutputSerializer,
-            prepare=_set_queue_positions,
-        )
+        return _booking_page(request, self, bookings)
+
+
+def _booking_page(request, view, bookings) -> Response:
+    """A page of bookings, the pending ones with their queue positions."""
+    return paginated_response(
+        request=request,
+        view=view,
+        queryset=bookings,
+        serializer_class=BookingOutputSerializer,
+        prepare=_set_queue_positions,
+    )

@@ -21,8 +21,7 @@ from booking_api.serializers import (
 )
 from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
-from core.exceptions import NotFound
-from core.models import Movie, Screen, Show
+from core.models import Movie
 from core.services import catalogue
 
 MOVIES, SHOWS, SCREENS = ["movies"], ["shows"], ["screens"]
@@ -30,11 +29,7 @@ PUBLIC = []  # no security requirement in the schema: reads need no token
 
 
 def _movie(request, movie_id: int) -> Movie:
-    movies = selectors.movie_list(include_inactive=request.user.is_staff)
-    movie = movies.filter(pk=movie_id).first()
-    if movie is None:
-        raise NotFound("Movie not found.")
-    return movie
+    return selectors.movie_get(movie_id=movie_id, include_inactive=request.user.is_staff)
 
 
 class _CatalogueApi(BaseApi):
@@ -159,9 +154,7 @@ class ShowDetailApi(_CatalogueApi):
         responses={200: ShowOutputSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def patch(self, request, show_id: int):
-        show = Show.objects.select_related("movie").filter(pk=show_id).first()
-        if show is None:
-            raise NotFound("Show not found.")
+        show = selectors.show_get(show_id=show_id)
         serializer = ShowUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         catalogue.show_update(show=show, **serializer.validated_data)
@@ -214,7 +207,4 @@ class ScreenDetailApi(BaseApi):
         responses={200: ScreenOutputSerializer, **errors(404)},
     )
     def get(self, request, screen_id: int):
-        screen = Screen.objects.filter(pk=screen_id).first()
-        if screen is None:
-            raise NotFound("Screen not found.")
-        return Response(ScreenOutputSerializer(screen).data)
+        return Response(ScreenOutputSerializer(selectors.screen_get(screen_id=screen_id)).data)

@@ -26,9 +26,9 @@ def _release_render_context(response: Response) -> None:
 
     The view keeps the response, and the response's render context keeps the view, the
     request and the response itself: every response, with its data, then waits for the
-    cyclic garbage collector, whose full runs are rare. A 5 200-seat map is about 4 MB of
-    objects, and dozens piled up (the soak saw web workers pass 300 MiB). Without the
-    cycles the response is freed as soon as the server is done with it.
+    cyclic garbage collector, whose full runs are rare, and a large seat map is megabytes of
+    objects, so dozens of them pile up in a busy worker. Without the cycles the response is
+    freed as soon as the server is done with it.
     """
     response.renderer_context = None
 

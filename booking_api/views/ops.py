@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from booking_api.exceptions import error_body
+from core import decision_queue
 from core.redis import redis_client
 
 logger = logging.getLogger("booking_api.ops")
@@ -54,10 +55,7 @@ def _check_broker() -> None:
     if settings.CELERY_BROKER_URL == settings.REDIS_URL:
         _check_redis()
         return
-    from workers.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=settings.REDIS_SOCKET_TIMEOUT)
+    decision_queue.check_broker(timeout=settings.REDIS_SOCKET_TIMEOUT)
 
 
 @_read_only

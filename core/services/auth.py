@@ -52,7 +52,7 @@ def token_refresh(*, refresh: str) -> dict[str, str]:
     user = _active_user(token)
     with transaction.atomic():
         family = _family_locked(token, user=user)
-        if _usable(family, token):
+        if family is not None and _usable(family, token):
             return _rotate(family, token, user=user)
     # Raised after the block, so that a revocation for reuse is committed.
     raise _refused()
@@ -65,7 +65,7 @@ def token_logout(*, refresh: str) -> None:
     user = _active_user(token)
     with transaction.atomic():
         family = _family_locked(token, user=user)
-        if _usable(family, token):
+        if family is not None and _usable(family, token):
             _family_revoke(family, reason=RefreshTokenFamily.RevokedReason.LOGOUT)
             return
     raise _refused()
@@ -90,7 +90,7 @@ def _refused() -> NotAuthenticated:
 
 def _presented(raw: str) -> _PresentedRefreshToken:
     try:
-        return _PresentedRefreshToken(raw)
+        return _PresentedRefreshToken(raw)  # type: ignore[arg-type]  # simplejwt's stubs take a Token, it takes the string
     except TokenError as exc:
         raise NotAuthenticated(str(exc.args[0]), code="token_not_valid") from exc
 
@@ -172,7 +172,7 @@ def _outstanding(token: _PresentedRefreshToken, *, user) -> QuerySet:
         jti=token[api_settings.JTI_CLAIM],
         defaults={
             "user": user,
-            "token": token.token,
+            "token": token.token,  # type: ignore[misc]  # set: the token was presented, not made
             "created_at": datetime_from_epoch(token["iat"]) if "iat" in token else None,
             "expires_at": datetime_from_epoch(token["exp"]),
         },

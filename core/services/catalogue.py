@@ -2,7 +2,7 @@
 
 Lock order: a write that changes a movie or a screen together with its shows locks that row
 first, then the shows in id order (a deactivation, a resize, a show moved to another
-movie); from the show on, the lock order of core.services.bookings holds.
+movie); from the show on, the lock order of core.services.decisions holds.
 """
 
 import logging
@@ -211,7 +211,7 @@ def show_update(*, show: Show, **fields) -> Show:
     """Change a show. Moving it (movie, screen, time) is refused once it has live bookings.
 
     The show row is locked first, as every booking transition does (the lock order of
-    core.services.bookings), and the change is judged on its current values; a movie it
+    core.services.decisions), and the change is judged on its current values; a movie it
     moves to is locked before it, as a deactivation locks its movie before the shows.
     """
     target = _lock_movie(fields["movie"].pk) if "movie" in fields else None
@@ -227,7 +227,7 @@ def show_update(*, show: Show, **fields) -> Show:
     }
     if moves and show_has_live_bookings(show_id=show.pk):
         raise Conflict("A show with bookings cannot be moved; cancel it instead.", code="show_has_bookings")
-    if "movie" in moves:
+    if "movie" in moves and target is not None:
         if not target.is_active:
             raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
         fields["movie"] = target
@@ -242,7 +242,7 @@ def show_cancel(*, show: Show) -> Show:
     cancelled and their seats freed, all in one transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
-    core.services.bookings), so no decision, cancel or sweep of this show can interleave
+    core.services.decisions), so no decision, cancel or sweep of this show can interleave
     with the cancellation, and each bulk update keeps its status condition on the rows it
     updates.
     """

@@ -27,8 +27,8 @@ Guard removal, run once by hand (2026-11-28), to show that this test catches wha
 
 - Per-show serialization removed (the Redis lock ignored and the show row not locked):
 
-      sed -i 's/_locked_shows().filter(pk=show_id)/Show.objects.filter(pk=show_id)/' core/services/bookings.py
-      sed -i 's/        if not lock.acquire():/        if not (lock.acquire() or True):/' workers/tasks.py
+      sed -i 's/locked_shows().filter(pk=show_id)/Show.objects.filter(pk=show_id)/' core/services/decisions.py
+      sed -i 's/    if not lock.acquire():/    if not (lock.acquire() or True):/' core/services/drain.py
       .venv/bin/pytest tests/faults/test_faults_lock.py
 
   Observed: both cases fail. `constraint`: the other worker decided X with A1 while Y's
@@ -52,11 +52,11 @@ import time
 
 import pytest
 
+from core.show_lock import show_lock_key
 from tests.faults.stack import Clients, quantity_requests
 from tests.harness.invariants import check_guarantees, execute, rows, unique_violations, wait_until_final
 from tests.harness.procs import tcp_client_ports, wait_until
 from tests.locking import pause_trigger
-from workers.locks import show_lock_key
 
 DECIDER_PAUSE, SUBMIT_PAUSE = 4242, 4243
 

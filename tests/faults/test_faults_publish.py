@@ -21,13 +21,13 @@ import time
 import httpx
 from django.conf import settings
 
+from core.decision_queue import HAND_OFF_SECONDS, WAKE_MARKER_AFTER_FAILED_PUBLISH_MS, hand_off, send_wake, wake_key
 from core.redis import redis_client
 from tests.faults.stack import Clients, quantity_requests
 from tests.harness.invariants import check_guarantees, rows, wait_until_final
 from tests.harness.procs import alive, children, wait_until
 from tests.harness.servers import TcpProxy
 from tests.harness.service import broker_at
-from workers.dispatch import HAND_OFF_SECONDS, WAKE_MARKER_AFTER_FAILED_PUBLISH_MS, hand_off, publish_decision, wake_key
 
 
 def _start(stack):
@@ -118,7 +118,7 @@ def test_a_drain_handing_off_to_a_frozen_broker_lets_go_of_its_show_in_time(priv
     show_id = 424242
     redis_client().set(wake_key(show_id), 1, ex=settings.BOOKING_LOCK_TIMEOUT)  # the drain's marker
     with broker_at(private_redis.url()):
-        publish_decision(show_id=show_id)  # connected while the broker still answers
+        send_wake(show_id=show_id)  # connected while the broker still answers
         private_redis.popen.send_signal(signal.SIGSTOP)
         try:
             started = time.monotonic()

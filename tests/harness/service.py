@@ -36,7 +36,7 @@ def start_web(log_dir: Path, *, workers: int = 2, **env) -> tuple[Proc, str]:
     port = free_port()
     proc = Proc(
         "web",
-        [str(BIN / "gunicorn"), "-c", "booking_api/gunicorn.conf.py"],
+        [str(BIN / "gunicorn"), "-c", "booking_api/config/gunicorn.conf.py"],
         service_env(PORT=port, WEB_CONCURRENCY=workers, **env),
         log_dir / f"web-{port}.log",
     ).start()
@@ -110,7 +110,7 @@ def healthy(base_url: str) -> bool:
 @contextlib.contextmanager
 def broker_at(url: str):
     """This process's Celery app publishes to (and reads queue lengths from) `url`."""
-    from workers.celery import app
+    from booking_api.config.celery import app
 
     original = app.conf.broker_url
     # Celery reads CELERY_BROKER_URL from the environment before its configuration (a run

@@ -63,14 +63,16 @@ def retry_countdown(seconds: float) -> float:
     return seconds
 
 
-def task_queues(broker_url: str) -> list[Queue]:
+def task_queues(broker_url: str, shards: int) -> list[Queue]:
+    """CELERY_TASK_QUEUES (built by the settings, hence the arguments)."""
+    names = [*booking_queues(shards), DEFAULT_QUEUE]
     if not is_amqp(broker_url):
         # What Celery would create by itself on Redis: a direct exchange per queue.
-        return [Queue(name, Exchange(name), routing_key=name) for name in queue_names()]
+        return [Queue(name, Exchange(name), routing_key=name) for name in names]
     exchange = Exchange(EXCHANGE, type="topic", durable=True)
     return [
         Queue(name, exchange, routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"})
-        for name in queue_names()
+        for name in names
     ]
 
 

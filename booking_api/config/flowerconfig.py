@@ -1,9 +1,9 @@
-"""Flower's settings (`celery -A workers flower --conf=workers/flowerconfig.py`).
+"""Flower's settings (`celery -A workers flower --conf=booking_api/config/flowerconfig.py`).
 
 Basic auth is required: Flower shows task arguments and can control workers, so it does not
 start without FLOWER_BASIC_AUTH ("user:password", comma-separated for several users), nor,
 unless DJANGO_DEBUG=1, with a password that is a template value or shorter than 16
-characters. Every route answers only with those credentials (workers/flower_auth.py).
+characters. Every route answers only with those credentials (booking_api/config/flower_auth.py).
 """
 
 import os
@@ -11,9 +11,9 @@ import os
 import environ
 from prometheus_client import values
 
-from booking_api import secrets_policy
-from booking_api.envfile import load_env_file
-from workers.flower_auth import require_auth_on_every_route
+from booking_api.config import secrets_policy
+from booking_api.config.envfile import load_env_file
+from booking_api.config.flower_auth import require_auth_on_every_route
 
 load_env_file()
 

@@ -2,7 +2,7 @@
 
 Flower 2.2 leaves `/metrics` (every task name, worker and count), `/healthcheck`, its static
 files and its login and 404 handlers open even with `basic_auth` set. Called from
-workers/flowerconfig.py, which Flower runs before it builds its application: every handler
+booking_api/config/flowerconfig.py, which Flower runs before it builds its application: every handler
 in Flower's route table, and the static file handler Tornado adds itself, is replaced by a
 subclass that answers 401 before anything else unless the request carries one of the
 configured user:password pairs.

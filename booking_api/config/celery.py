@@ -1,4 +1,5 @@
-"""The Celery app, configured from Django settings (the CELERY_* names)."""
+"""The Celery app, configured from Django settings (the CELERY_* names), and what every
+worker process sets up when it starts. `celery -A workers` finds it through workers/__init__."""
 
 import os
 from logging.config import dictConfig
@@ -6,15 +7,13 @@ from logging.config import dictConfig
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 
-from workers import broker
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.config.settings")
 
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("workers.tasks", "workers.maintenance")
-# Declared by every worker, publisher and passive check alike: quorum queues on RabbitMQ.
-app.conf.task_queues = broker.task_queues(app.conf.broker_url)
+# The app of every thread that has none of its own: core publishes through celery.current_app.
+app.set_default()
 
 
 @setup_logging.connect
@@ -60,7 +59,3 @@ def archive_own_metrics(**kwargs) -> None:
     from core.metrics import archive_exited_processes
 
     archive_exited_processes(exiting=os.getpid())
-
-
-# Connects the signals that carry the request id from the API into the tasks' log lines.
-import workers.tracing  # noqa: E402, F401

@@ -6,7 +6,6 @@ redirect, HSTS, secure cookies, proxy headers) default to off because a TLS-term
 proxy sits in front in production and plain HTTP must work on 127.0.0.1.
 """
 
-from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from booking_api import secrets_policy
-from booking_api.envfile import load_env_file
+from booking_api.config import api, log_config, secrets_policy
+from booking_api.config.envfile import load_env_file
+from core import broker
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
 # A local .env (see .env.example) is read when present; real environment variables win.
@@ -68,8 +68,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "booking_api.urls"
-WSGI_APPLICATION = "booking_api.wsgi.application"
-ASGI_APPLICATION = "booking_api.asgi.application"
+WSGI_APPLICATION = "booking_api.config.wsgi.application"
+ASGI_APPLICATION = "booking_api.config.asgi.application"
 
 TEMPLATES = [
     {
@@ -101,7 +101,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": env.in
 # request waiting on a row that a frozen process holds gives up after DB_LOCK_TIMEOUT_MS
 # with a retryable 503 `busy` instead of holding a gunicorn thread for ever; a session idle
 # inside a transaction (a frozen holder) is ended, releasing its locks. The workers run with
-# their own, longer values (set when a Celery worker starts, see workers/celery.py).
+# their own, longer values (set when a Celery worker starts, see booking_api/config/celery.py).
 DB_SESSION_TIMEOUTS = {
     "web": {
         "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=2000),
@@ -160,77 +160,12 @@ CACHES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Auth --------------------------------------------------------------------------------
+# --- Auth, REST framework ----------------------------------------------------------------
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-
-SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
-    "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
-    # Tokens carry a fingerprint of the password hash: changing the password ends them all.
-    "CHECK_REVOKE_TOKEN": True,
-    "UPDATE_LAST_LOGIN": False,
-    "AUTH_HEADER_TYPES": ("Bearer",),
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
-    "ALGORITHM": "HS256",
-}
-
-# --- REST framework ---------------------------------------------------------------------
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["booking_api.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "booking_api.pagination.StandardPagination",
-    "PAGE_SIZE": 20,
-    "DEFAULT_FILTER_BACKENDS": [],
-    "EXCEPTION_HANDLER": "booking_api.exceptions.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "booking_api.throttles.AnonThrottle",
-        "booking_api.throttles.UserThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("THROTTLE_ANON", default="600/min"),
-        "user": env.str("THROTTLE_USER", default="1200/min"),
-        # Password guessing is the abuse to stop on login and signup, per client address.
-        "auth": env.str("THROTTLE_AUTH", default="60/min"),
-        # Failed logins per username, from any address (LoginUsernameThrottle).
-        "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
-    },
-    # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
-    # (the default) the peer address identifies the client, so rotating the header
-    # cannot dodge the throttle.
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
-    "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DATETIME_FORMAT": "iso-8601",
-    "COERCE_DECIMAL_TO_STRING": True,
-}
-
-SWAGGER_SETTINGS = {
-    "SECURITY_DEFINITIONS": {
-        "Bearer": {
-            "type": "apiKey",
-            "name": "Authorization",
-            "in": "header",
-            # In backticks: Swagger UI renders the description as Markdown, where a bare <token> vanishes.
-            "description": "JWT access token from POST /api/v1/auth/login, as `Bearer <access token>`.",
-        }
-    },
-    "USE_SESSION_AUTH": False,
-    "PERSIST_AUTH": True,
-    "DEFAULT_INFO": "booking_api.openapi.API_INFO",
-    "DEFAULT_AUTO_SCHEMA_CLASS": "booking_api.openapi.BookingAutoSchema",
-}
+AUTH_PASSWORD_VALIDATORS = api.AUTH_PASSWORD_VALIDATORS
+SIMPLE_JWT = api.simple_jwt(env, secret_key=SECRET_KEY)
+REST_FRAMEWORK = api.rest_framework(env)
+SWAGGER_SETTINGS = api.SWAGGER_SETTINGS
 
 # --- Bookings ---------------------------------------------------------------------------
 
@@ -326,19 +261,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": REDIS_SOCKET_TIMEOUT,
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
 }
-# RabbitMQ (CELERY_BROKER_URL=amqp://...): quorum queues (workers/broker.py) and publisher
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): quorum queues (core/broker.py) and publisher
 # confirms, so that a publish returns only once the broker has the wake-up (on a quorum
 # queue: once a majority of its nodes has it). Redis stays for locks, markers and throttles.
 if CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
     CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT
-# Bookings queues: 1 is the single `bookings` queue; N > 1 splits it by show (workers/broker.py).
+# Bookings queues: 1 is the single `bookings` queue; N > 1 splits it by show (core/broker.py).
 BOOKING_QUEUE_SHARDS = env.int("BOOKING_QUEUE_SHARDS", default=1)
+# Declared by every worker, publisher and passive check alike: quorum queues on RabbitMQ.
+CELERY_TASK_QUEUES = broker.task_queues(CELERY_BROKER_URL, BOOKING_QUEUE_SHARDS)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = (
-    # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES: workers/celery.py).
-    "workers.broker.route_by_show",
+    # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
+    "core.broker.route_by_show",
     {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}},
 )
 CELERY_WORKER_SEND_TASK_EVENTS = True
@@ -409,28 +346,7 @@ WHITENOISE_USE_FINDERS = True
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "plain": one line with key=value fields; "json": one JSON object per line.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"()": "core.logging.KeyValueFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "core.logging.JsonFormatter"},
-    },
-    # Every line logged during a request or a task carries its request id (and task id).
-    "filters": {"context": {"()": "core.logging.ContextFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
-        # Celery's received/succeeded line for every task (the recovery job's every 5 s) would
-        # drown the decision lines, which carry the task id anyway; failures stay visible.
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
-    },
-}
+LOGGING = log_config.logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
 # Routes match with and without a trailing slash themselves; a redirect would turn a POST
 # into a GET.

@@ -1,18 +1,17 @@
-"""gunicorn settings for the `web` process (Procfile: gunicorn -c booking_api/gunicorn.conf.py)."""
+"""gunicorn settings for the `web` process (Procfile: gunicorn -c booking_api/config/gunicorn.conf.py)."""
 
 import json
 import os
 
 from gunicorn import util
 
-from booking_api.envfile import load_env_file
+from booking_api.config.envfile import load_env_file
 
 load_env_file()
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Threaded workers keep client connections alive and overlap one request's database and
-# Redis round trips with another's Python: on the benchmark (bench/, README "Performance")
-# 3 x 4 threads served about 1.8x the bookings per second of 3 sync workers.
+# Redis round trips with another's Python (measured in README "Performance").
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
@@ -26,7 +25,7 @@ max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
-wsgi_app = "booking_api.wsgi:application"
+wsgi_app = "booking_api.config.wsgi:application"
 
 
 def _write_json_error(sock, status_int, reason, mesg):
@@ -48,10 +47,10 @@ util.write_error = _write_json_error
 
 
 def post_worker_init(worker):
-    """Warm what the first booking of each worker would otherwise pay for (~200 ms): the
-    Celery app and its task registry, and the broker connection of the producer pool."""
+    """Warm what the first booking of each worker would otherwise pay for: the broker
+    connection of the Celery producer pool and the Redis client's."""
     try:
-        from workers.dispatch import warm_publisher
+        from core.decision_queue import warm_publisher
 
         warm_publisher()
     except Exception:  # a cold start is slower, never fatal
@@ -63,7 +62,7 @@ def child_exit(server, worker):
     killed): merge its metrics files into the archive, so that they do not pile up and slow
     every scrape down (core/metrics_archive.py)."""
     try:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.settings")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.config.settings")
         from django.conf import settings
 
         from core.metrics_archive import archive_exited

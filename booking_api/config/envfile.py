@@ -8,7 +8,7 @@ from pathlib import Path
 
 import environ
 
-ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 
 
 def load_env_file() -> None:
