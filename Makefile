@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
+.PHONY: run test test-faults test-rabbitmq test-pgbouncer pgbouncer security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -34,7 +34,7 @@ run: install .env
 	FLOWER_PORT=$(FLOWER_PORT) honcho start --env /dev/null --port $(PORT) web worker beat flower
 
 ## test: the whole test suite against the local PostgreSQL and Redis, but the fault tests
-test: install browser openapi-tools
+test: install browser openapi-tools pgbouncer
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest -m "not faults"
 
@@ -42,6 +42,40 @@ test: install browser openapi-tools
 test-faults: install
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	$(PY) -m pytest -m faults tests/faults
+
+# The booking tests again on RabbitMQ (quorum queues, 4 bookings queues routed by show), each
+# run and each fault test on a virtual host of its own: the e2e, race, dispatch and broker
+# tests, and the worker fault tests (killed pool, killed main process, killed host). The rest
+# of the suite does not touch the broker or only Redis-specific parts of it.
+# No user in the URL: kombu then logs in as RabbitMQ's default guest user.
+TEST_AMQP_URL ?= amqp://127.0.0.1:5672
+RABBITMQ_TESTS := tests/test_broker.py tests/test_e2e_bookings.py tests/test_concurrency_race.py tests/test_dispatch.py
+RABBITMQ_FAULT_TESTS := tests/faults/test_faults_workers.py tests/faults/test_faults_hosts.py
+## test-rabbitmq: the booking and worker fault tests with CELERY_BROKER_URL on RabbitMQ
+test-rabbitmq: install openapi-tools
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	TEST_AMQP_URL=$(TEST_AMQP_URL) BOOKING_QUEUE_SHARDS=4 $(PY) -m pytest -m "not faults" $(RABBITMQ_TESTS)
+	TEST_AMQP_URL=$(TEST_AMQP_URL) BOOKING_QUEUE_SHARDS=4 $(PY) -m pytest -m faults $(RABBITMQ_FAULT_TESTS)
+
+# The booking e2e tests and the worker fault tests with the service behind a private PgBouncer
+# in transaction pooling mode (tests/pgbouncer.py).
+PGBOUNCER_TESTS := tests/test_pgbouncer.py tests/test_e2e_bookings.py
+PGBOUNCER_FAULT_TESTS := tests/faults/test_faults_workers.py tests/faults/test_faults_hosts.py
+## test-pgbouncer: the booking e2e and worker fault tests through PgBouncer (transaction pooling)
+test-pgbouncer: install openapi-tools pgbouncer
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
+	TEST_PGBOUNCER=1 $(PY) -m pytest -m "not faults" $(PGBOUNCER_TESTS)
+	TEST_PGBOUNCER=1 $(PY) -m pytest -m faults $(PGBOUNCER_FAULT_TESTS)
+
+# Debian's pgbouncer for the PgBouncer tests, installed when it is missing and apt-get can
+# install it; otherwise those tests are skipped (tests/test_pgbouncer.py) or fail saying why.
+pgbouncer:
+	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's pgbouncer for the PgBouncer tests ..."; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pgbouncer >/dev/null) \
+	    || echo "WARNING: could not install pgbouncer; the PgBouncer tests will be skipped."; \
+	fi
 
 # The benchmark starts its own stack (the Procfile's web, worker and beat) on a fresh
 # database BENCH_DB_NAME and Redis database BENCH_REDIS_DB, and drops/flushes them after.

@@ -1,4 +1,4 @@
-"""python -m bench [--quick | --soak] [--db-name NAME] [--redis-db N] [--out DIR] [--strict]
+"""python -m bench [--quick | --soak | --scaling] [--db-name NAME] [--redis-db N] [--out DIR] [--strict]
 
 Exit status: 0 when every invariant held; 1 on any violation (5xx, a seat sold twice, a
 booking lost or out of order, unbounded memory); 2 with --strict when a performance target
@@ -25,6 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke test sizes (under 2 minutes)")
     mode.add_argument("--soak", action="store_true", help="only the memory soak (5 minutes)")
+    mode.add_argument("--scaling", action="store_true", help="only the worker scaling scenario (40 shows)")
     parser.add_argument("--soak-seconds", type=float, default=300)
     parser.add_argument("--db-name", default=os.environ.get("BENCH_DB_NAME", "booking_bench"))
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "13")))
@@ -47,7 +48,7 @@ def setup_django(config: Config) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    mode = "quick" if args.quick else "soak" if args.soak else "full"
+    mode = "quick" if args.quick else "soak" if args.soak else "scaling" if args.scaling else "full"
     pg_url = os.environ.get("BENCH_PG", "root@127.0.0.1:5432")
     user, _, hostport = pg_url.rpartition("@")
     host, _, port = hostport.partition(":")
@@ -119,7 +120,11 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
     users = data.make_users(sizes.users, prefix="bench")
     ctx = scenarios.Context(config, stack, sampler, sizes, users, random.Random(20261128))
 
-    if args.soak:
+    if args.scaling:
+        results["noop"] = _step(step, "authenticated no-op baseline", scenarios.noop_rate, ctx)
+        label = f"worker scaling ({scenarios.SCALING_SHOWS} shows; 1, 2, 4 worker processes)"
+        results["worker_scaling"] = _step(step, label, scenarios.worker_scaling, ctx)
+    elif args.soak:
         results["noop"] = _step(step, "authenticated no-op baseline", scenarios.noop_rate, ctx)
         soak_start = time.time()
         step(f"soak: {args.soak_seconds:.0f} s of steady mixed load")
@@ -144,6 +149,9 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
         results["pg_raw"] = _step(step, "raw PostgreSQL submit transaction", scenarios.pg_booking_rate, ctx)
         results["celery_noop"] = _step(step, "Celery no-op task rate", scenarios.celery_noop_rate, ctx)
         results["backlog"] = _step(step, f"backlog drain ({sizes.backlog})", scenarios.backlog_drain, ctx)
+        if sizes.scaling_per_show:
+            label = f"worker scaling ({scenarios.SCALING_SHOWS} shows; 1, 2, 4 worker processes)"
+            results["worker_scaling"] = _step(step, label, scenarios.worker_scaling, ctx)
     results["noop_rate"] = results.get("http", results)["noop"]["rate"]
     results["peak_rss"] = sampler.peak_rss()
     results["load_after"] = os.getloadavg()[0]

@@ -218,6 +218,13 @@ def markdown(results: dict) -> str:
             f"| backlog drain, one show ({r['bookings']} pending; {r['confirmed']} confirmed, {r['failed']} failed) "
             f"| {r['rate']:.0f} decisions/s | {r['seconds']} s in all | |"
         )
+    if "worker_scaling" in results:
+        r = results["worker_scaling"]
+        for processes, run in r["runs"].items():
+            lines.append(
+                f"| decisions across {r['shows']} shows ({r['per_show']} pending each), {processes} worker "
+                f"process(es) | {run['rate']:.0f} decisions/s | {run['seconds']} s in all | |"
+            )
     for key, label in (("flash_sale", "Flash sale"), ("many_shows", "Many shows")):
         if key not in results:
             continue

@@ -57,6 +57,8 @@ class Sizes:
     overload_connections: int = 400
     overload_processes: int = 2
     window_warmup: float = 0.3
+    # Worker scaling: pending bookings per show over SCALING_SHOWS shows (0: not run).
+    scaling_per_show: int = 0
 
     @classmethod
     def full(cls) -> "Sizes":
@@ -74,6 +76,7 @@ class Sizes:
             warmup=2,
             concurrency=32,
             pg_threads=8,
+            scaling_per_show=100,
         )
 
     @classmethod
@@ -589,6 +592,64 @@ def backlog_drain(ctx: Context) -> dict:
         "held": facts["held"],
         "cpu_pct": cpu,
     }
+
+
+SCALING_SHOWS = 40
+SCALING_PROCESSES = (1, 2, 4)
+
+
+def worker_scaling(ctx: Context) -> dict:
+    """Decisions per second across SCALING_SHOWS shows with 1, 2 and 4 worker processes.
+
+    For each count: fresh shows whose bookings are pending (inserted while no worker runs)
+    and each show's wake-up queued, as the API leaves them; then the Procfile's worker is
+    started with that many pool processes, and the rate is the decisions over the time from
+    the first decision to the last (decided_at in PostgreSQL)."""
+    from core.decision_queue import wake_show
+
+    sizes = ctx.sizes
+    rows, seats_per_row = 5, 10
+    runs = {}
+    for processes in SCALING_PROCESSES:
+        ctx.stack.stop("worker")
+        shows = [
+            data.make_show(rows=rows, seats_per_row=seats_per_row, title=f"Scaling {processes}.{i}")
+            for i in range(SCALING_SHOWS)
+        ]
+        for show in shows:
+            mix = data.request_mix(sizes.scaling_per_show, rows=rows, seats_per_row=seats_per_row, rng=ctx.rng)
+            data.insert_pending(show=show, users=ctx.users, requests=mix)
+            wake_show(show_id=show.pk)
+        ids = [show.pk for show in shows]
+        n = SCALING_SHOWS * sizes.scaling_per_show
+
+        def left(ids=ids) -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT COUNT(*) FROM core_booking WHERE show_id = ANY(%s) AND status = 'pending'", [ids]
+                )
+                return cursor.fetchone()[0]
+
+        snapshot = ctx.cpu_snapshot()
+        ctx.stack.start_worker(WORKER_CONCURRENCY=processes)
+        _watch(left, n, timeout=600, label=f"worker scaling, {processes} process(es)")
+        cpu = ctx.cpu_since(snapshot)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXTRACT(EPOCH FROM MAX(decided_at) - MIN(decided_at)) FROM core_booking"
+                " WHERE show_id = ANY(%s)",
+                [ids],
+            )
+            seconds = float(cursor.fetchone()[0])
+        for show_id in ids:
+            violations, _ = invariants.show_violations(connection, show_id)
+            violations += invariants.check_drain_order(connection, show_id)
+            ctx.violations += [f"worker scaling ({processes}): {v}" for v in violations]
+        runs[processes] = {"bookings": n, "seconds": round(seconds, 2), "rate": round(n / max(seconds, 1e-3), 1)}
+        runs[processes]["cpu_pct"] = cpu
+    ctx.stack.stop("worker")
+    ctx.stack.start_worker()
+    return {"shows": SCALING_SHOWS, "per_show": sizes.scaling_per_show, "runs": runs}
 
 
 # ---- The database's own limit -------------------------------------------------------------

@@ -65,7 +65,8 @@ class Config:
             DJANGO_DEBUG="0",
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
-            CELERY_BROKER_URL=self.redis_url,
+            # BENCH_BROKER_URL: another broker (amqp://... for RabbitMQ); Redis by default.
+            CELERY_BROKER_URL=os.environ.get("BENCH_BROKER_URL") or self.redis_url,
             CACHE_KEY_PREFIX="booking-bench",
             LOG_LEVEL=env.get("BENCH_LOG_LEVEL", "INFO"),
             PYTHONUNBUFFERED="1",
@@ -291,12 +292,13 @@ class Stack:
 
         wait_until(up, timeout=60, what="bare DRF gunicorn", proc=proc, interval=0.2)
 
-    def start_worker(self) -> None:
+    def start_worker(self, **env) -> None:
+        """The Procfile's worker; `env` overrides its environment (WORKER_CONCURRENCY=4)."""
         from bench.tasks import READY_KEY
         from core.redis import redis_client
 
         redis_client().delete(READY_KEY)
-        proc = self._start("worker")
+        proc = self._start("worker", **env)
         wait_until(
             lambda: redis_client().get(READY_KEY) == str(proc.pid).encode(),
             timeout=90,

@@ -21,11 +21,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import core.metrics  # noqa: F401 - creates the multiprocess directory before it is read
 from booking_api.exceptions import error_body
-from core import decision_queue, metrics_archive, selectors
+from core import broker, decision_queue, metrics_archive, selectors
 
 logger = logging.getLogger("booking_api.metrics")
-
-QUEUES = ("bookings", "default")
 
 
 class QueueDepthCollector:
@@ -70,7 +68,9 @@ class QueueDepthCollector:
             "Messages waiting in a broker queue (not yet taken by a worker).",
             labels=["queue"],
         )
-        for queue, length in decision_queue.queue_lengths(QUEUES, timeout=settings.REDIS_SOCKET_TIMEOUT).items():
+        for queue, length in decision_queue.queue_lengths(
+            broker.queue_names(), timeout=settings.REDIS_SOCKET_TIMEOUT
+        ).items():
             family.add_metric([queue], length)
         return family
 

@@ -16,12 +16,12 @@ import contextlib
 import logging
 import time
 
-from amqp.exceptions import ChannelError
 from celery import current_app
 from django.conf import settings
 from redis.exceptions import RedisError
 
 import core.tracing  # noqa: F401 - the request id travels in the headers of every wake-up
+from core import broker
 from core.context import current_request_id
 from core.redis import redis_client
 
@@ -101,8 +101,9 @@ def send_wake(*, show_id: int, booking_id=None) -> None:
         DRAIN_TASK,
         args=[show_id],
         kwargs=kwargs,
-        # The queue wakeups_queued() counts (the route of bookings.*).
-        queue=bookings_queue(),
+        # The show's bookings queue, one of those wakeups_queued() counts (its retries
+        # follow it there through the router, core/broker.py).
+        queue=bookings_queue(show_id),
         # What Flower shows and searches (`kwargs:booking_id=<id>`, `kwargs:request_id=<id>`):
         # the arguments, plus the id of the request that queued the wake-up, which also
         # travels in the message headers (core/tracing.py).
@@ -123,30 +124,25 @@ def warm_publisher() -> None:
     redis_client().ping()
 
 
-def bookings_queue() -> str:
-    return settings.CELERY_TASK_ROUTES["bookings.*"]["queue"]
+def bookings_queues() -> list[str]:
+    return broker.booking_queues()
+
+
+def bookings_queue(show_id: int) -> str:
+    return broker.booking_queue_for(show_id)
 
 
 def wakeups_queued() -> bool:
-    """Whether a wake-up waits in the bookings queue."""
+    """Whether a wake-up waits in a bookings queue (a passive declare: the broker's count)."""
     with current_app.connection_or_acquire() as conn:
-        return queue_length(conn.default_channel, bookings_queue()) > 0
-
-
-def queue_length(channel, queue: str) -> int:
-    """Messages waiting in a broker queue (a passive declare: the broker's own count)."""
-    try:
-        return channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        # Redis keeps no empty lists: a queue with nothing in it "does not exist".
-        return 0
+        return any(broker.message_counts(conn, bookings_queues()).values())
 
 
 def queue_lengths(queues, *, timeout: float) -> dict[str, int]:
     """Messages waiting in each of `queues` (the /metrics gauge); raises when the broker is down."""
     with current_app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
-        return {queue: queue_length(conn.default_channel, queue) for queue in queues}
+        return broker.message_counts(conn, list(queues))
 
 
 def check_broker(*, timeout: float) -> None:

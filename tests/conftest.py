@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import openapi_check
+from tests import openapi_check, pgbouncer, rabbitmq
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 from tests.harness import procs, service
@@ -32,6 +32,20 @@ def _redis_test_db():
     client.flushdb()
     yield
     client.flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rabbitmq_vhost():
+    """On RabbitMQ (TEST_AMQP_URL), the run's virtual host exists for the run only."""
+    if not rabbitmq.base_url():
+        yield
+        return
+    rabbitmq.create(settings.CELERY_BROKER_URL)
+    yield
+    from booking_api.config.celery import app
+
+    app.pool.force_close_all()
+    rabbitmq.delete(settings.CELERY_BROKER_URL)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -163,14 +177,26 @@ class LiveStack:
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn (2 workers) and a Celery worker (2 pool processes) on the test database."""
     log_dir = tmp_path_factory.mktemp("live")
+    env = {}
+    bouncer = None
+    if pgbouncer.enabled():
+        # TEST_PGBOUNCER: the service reaches the test database through a private PgBouncer.
+        if reason := pgbouncer.missing_reason():
+            pytest.fail(reason)
+        bouncer = pgbouncer.PrivatePgBouncer.for_test_database()
+        env = bouncer.start().service_env()
     # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
-    web, base_url = service.start_web(log_dir, LOG_FORMAT="json")
+    web, base_url = service.start_web(log_dir, LOG_FORMAT="json", **env)
     try:
-        worker = service.start_worker(log_dir, concurrency=2, LOG_FORMAT="json")
+        worker = service.start_worker(log_dir, concurrency=2, LOG_FORMAT="json", **env)
     except Exception:
         web.stop()
+        if bouncer:
+            bouncer.stop()
         raise
     stack = LiveStack(base_url=base_url, log_dir=log_dir, web=web, workers=[worker])
     yield stack
     for proc in [web, *stack.workers]:
         proc.stop()
+    if bouncer:
+        bouncer.stop()

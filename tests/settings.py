@@ -24,6 +24,14 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 
+# On RabbitMQ (TEST_AMQP_URL set): a virtual host of the run's own, made by conftest; the
+# processes the tests start are given theirs.
+if os.environ.get("TEST_AMQP_URL"):
+    from tests import rabbitmq
+
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith(rabbitmq.base_url() + "/"):
+        os.environ["CELERY_BROKER_URL"] = rabbitmq.new_vhost_url()
+
 from booking_api.config.settings import *  # noqa: F403, E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests

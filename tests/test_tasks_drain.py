@@ -34,7 +34,8 @@ def private_queue(monkeypatch):
     what these tests queue (the broker is the real Redis)."""
     from booking_api.config.celery import app
 
-    monkeypatch.setattr(dispatch, "bookings_queue", lambda: PRIVATE_QUEUE)
+    monkeypatch.setattr(dispatch, "bookings_queues", lambda: [PRIVATE_QUEUE])
+    monkeypatch.setattr(dispatch, "bookings_queue", lambda show_id: PRIVATE_QUEUE)
     yield PRIVATE_QUEUE
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge(PRIVATE_QUEUE)

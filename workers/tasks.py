@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
-from core import db_errors, metrics
+from core import broker, db_errors, metrics
 from core.decision_queue import DRAIN_TASK
 from core.services.drain import ShowBusy, drain_show, recover_overdue
 
@@ -23,7 +23,7 @@ MAX_RETRIES = 60
 def retry_delay(retries: int) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random."""
     ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2**retries))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+    return broker.retry_countdown(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter
 
 
 @shared_task(name=DRAIN_TASK, bind=True, max_retries=MAX_RETRIES)

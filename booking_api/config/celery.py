@@ -34,7 +34,11 @@ def use_worker_database_timeouts(**kwargs) -> None:
     from django.conf import settings
     from django.db import connections
 
-    settings.DATABASES["default"]["OPTIONS"]["options"] = settings.DB_SESSION_OPTIONS["worker"]
+    if settings.DB_SESSION_OPTIONS["worker"]:
+        settings.DATABASES["default"]["OPTIONS"]["options"] = settings.DB_SESSION_OPTIONS["worker"]
+    if settings.DB_WORKER_NAME:
+        # Behind PgBouncer: the alias whose server connections carry the worker timeouts.
+        settings.DATABASES["default"]["NAME"] = settings.DB_WORKER_NAME
     # Connections opened before this point (none, normally) would keep the web values.
     connections.close_all()
 

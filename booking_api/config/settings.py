@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from booking_api.config import api, booking, log_config, secrets_policy
 from booking_api.config.booking import *  # noqa: F403  (the BOOKING_* settings)
 from booking_api.config.envfile import load_env_file
+from core import broker
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -128,6 +129,19 @@ DB_SESSION_OPTIONS = {
     for role, timeouts in DB_SESSION_TIMEOUTS.items()
 }
 DATABASES["default"]["OPTIONS"]["options"] = DB_SESSION_OPTIONS["web"]
+# Behind PgBouncer in transaction pooling mode (DB_POOL_MODE=transaction; README "Scaling"):
+# a session is no longer the client's, so nothing may depend on one. No server-side cursors
+# (they live across statements of a session), and no session options in the startup packet
+# (PgBouncer refuses `options`, or drops it silently if told to ignore it): the timeouts are
+# set on PgBouncer's server connections instead, by the connect_query of two database
+# aliases that `manage.py pgbouncer_databases` writes, one with the web values (the alias in
+# DATABASE_URL) and one with the workers' (DB_WORKER_NAME, switched to when a worker starts).
+DB_POOL_MODE = env.str("DB_POOL_MODE", default="session")
+DB_WORKER_NAME = env.str("DB_WORKER_NAME", default="")
+if DB_POOL_MODE == "transaction":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DB_SESSION_OPTIONS = dict.fromkeys(DB_SESSION_TIMEOUTS, "")
+    DATABASES["default"]["OPTIONS"].pop("options", None)
 
 # The release step's migrate (manage.py release_migrate) waits this long for any lock, then
 # rolls back and tries again, MIGRATE_ATTEMPTS times in all.
@@ -219,12 +233,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": REDIS_SOCKET_TIMEOUT,
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
 }
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): quorum queues (core/broker.py) and publisher
+# confirms, so that a publish returns only once the broker has the wake-up (on a quorum
+# queue: once a majority of its nodes has it). Redis stays for locks, markers and throttles.
+if CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT
+# Bookings queues: 1 is the single `bookings` queue; N > 1 splits it by show (core/broker.py).
+BOOKING_QUEUE_SHARDS = env.int("BOOKING_QUEUE_SHARDS", default=1)
+# Declared by every worker, publisher and passive check alike: quorum queues on RabbitMQ.
+CELERY_TASK_QUEUES = broker.task_queues(CELERY_BROKER_URL, BOOKING_QUEUE_SHARDS)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {
-    "bookings.*": {"queue": "bookings"},
-    "maintenance.*": {"queue": "default"},
-}
+CELERY_TASK_ROUTES = (
+    # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
+    "core.broker.route_by_show",
+    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}},
+)
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests import pgbouncer, rabbitmq
 from tests.faults.stack import FaultStack
 from tests.harness import procs, service
 from tests.harness.servers import PG_BIN, PrivatePostgres, PrivateRedis
@@ -70,12 +71,39 @@ def private_redis(tmp_path):
 
 
 @pytest.fixture
-def stack(private_pg, private_redis, tmp_path):
+def broker_url(private_redis):
+    """The test's broker: its private Redis, or on RabbitMQ (TEST_AMQP_URL) a virtual host
+    of its own, deleted after the test."""
+    if not rabbitmq.base_url():
+        yield private_redis.url()
+        return
+    url = rabbitmq.create(rabbitmq.new_vhost_url("booking-fault"))
+    yield url
+    rabbitmq.delete(url)
+
+
+@pytest.fixture
+def bouncer(private_pg):
+    """With TEST_PGBOUNCER=1, a private PgBouncer in transaction pooling mode in front of the
+    test's cluster, through which the service reaches it; otherwise None (directly)."""
+    if not pgbouncer.enabled():
+        yield None
+        return
+    if reason := pgbouncer.missing_reason():
+        pytest.fail(reason)
+    server = pgbouncer.PrivatePgBouncer(host="127.0.0.1", port=private_pg.port, dbname="booking").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(private_pg, private_redis, broker_url, bouncer, tmp_path):
     """A FaultStack, not started: the test chooses its workers and settings."""
     created: list[FaultStack] = []
 
     def make(**env) -> FaultStack:
-        created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, **env))
+        env = {"CELERY_BROKER_URL": broker_url, **(bouncer.service_env() if bouncer else {}), **env}
+        created.append(FaultStack(pg=private_pg, redis=private_redis, log_dir=tmp_path, bouncer=bouncer, **env))
         return created[-1]
 
     yield make

@@ -36,8 +36,8 @@ ERROR_SHAPE = {"code", "message", "details"}
 class FaultStack:
     """web (gunicorn), named Celery workers and beat on a private cluster and Redis."""
 
-    def __init__(self, *, pg: PrivatePostgres, redis: PrivateRedis, log_dir: Path, **env):
-        self.pg, self.redis, self.log_dir = pg, redis, log_dir
+    def __init__(self, *, pg: PrivatePostgres, redis: PrivateRedis, log_dir: Path, bouncer=None, **env):
+        self.pg, self.redis, self.log_dir, self.bouncer = pg, redis, log_dir, bouncer
         self.env = {
             **FAST_TIMINGS,
             "DATABASE_URL": pg.url(),
@@ -75,6 +75,19 @@ class FaultStack:
     def pool_pids(self, name: str) -> list[int]:
         """The prefork pool processes of a worker (the children of its main process)."""
         return children(self.workers[name].popen.pid)
+
+    def in_transaction(self) -> tuple[int, set[int]]:
+        """(the port the service's processes reach the database on, the local ports of their
+        connections that have a transaction open): PostgreSQL's view, or PgBouncer's when
+        the service runs behind one (PostgreSQL then sees PgBouncer's connections only)."""
+        if self.bouncer is not None:
+            return self.bouncer.port, self.bouncer.clients_in_transaction()
+        with self.pg.connect() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT client_port FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            )
+            return self.pg.port, {port for (port,) in cursor.fetchall()}
 
     def procs(self) -> list[procs.Proc]:
         return [p for p in [self.web, *self.workers.values(), self.beat] if p is not None]

@@ -19,15 +19,10 @@ from tests.harness.procs import alive, tcp_client_ports, wait_until
 
 def _drainer(stack) -> tuple[str, int] | None:
     """(worker name, pool pid) of a pool process whose PostgreSQL session is mid-transaction."""
-    with stack.pg.connect() as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT client_port FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
-        )
-        in_transaction = {port for (port,) in cursor.fetchall()}
+    db_port, in_transaction = stack.in_transaction()
     for name in stack.workers:
         for pid in stack.pool_pids(name):
-            if tcp_client_ports(pid, remote_port=stack.pg.port) & in_transaction:
+            if tcp_client_ports(pid, remote_port=db_port) & in_transaction:
                 return name, pid
     return None
 

@@ -53,8 +53,6 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", extra
             "-A",
             "workers",
             "worker",
-            "--queues",
-            "bookings,default",
             "--concurrency",
             str(concurrency),
             "--pool",
@@ -70,7 +68,11 @@ def start_worker(log_dir: Path, *, concurrency: int = 2, name: str = "w1", extra
         service_env(**env),
         log_dir / f"worker-{name}.log",
     ).start()
-    wait_until(lambda: "ready" in proc.log(), timeout=60, what=f"celery worker {name}", proc=proc)
+    try:
+        wait_until(lambda: "ready" in proc.log(), timeout=60, what=f"celery worker {name}", proc=proc)
+    except Exception:
+        proc.stop()  # a worker that never got ready must not outlive the test
+        raise
     return proc
 
 
@@ -111,10 +113,15 @@ def broker_at(url: str):
     from booking_api.config.celery import app
 
     original = app.conf.broker_url
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (a run
+    # on RabbitMQ sets it, tests/settings.py).
+    original_env = os.environ.pop("CELERY_BROKER_URL", None)
     _use_broker(app, url)
     try:
         yield
     finally:
+        if original_env is not None:
+            os.environ["CELERY_BROKER_URL"] = original_env
         _use_broker(app, original)
 
 
