@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-faults test-rabbitmq test-pgbouncer pgbouncer security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
+.PHONY: run test test-faults test-rabbitmq rabbitmq test-pgbouncer pgbouncer security install browser openapi-tools services migrate lint format clean bench bench-quick bench-soak bench-admin
 
 # honcho is told not to read .env (--env /dev/null): it would let the file override the
 # environment. Each process reads .env itself, with the environment winning.
@@ -52,7 +52,7 @@ TEST_AMQP_URL ?= amqp://127.0.0.1:5672
 RABBITMQ_TESTS := tests/test_broker.py tests/test_e2e_bookings.py tests/test_concurrency_race.py tests/test_dispatch.py
 RABBITMQ_FAULT_TESTS := tests/faults/test_faults_workers.py tests/faults/test_faults_hosts.py
 ## test-rabbitmq: the booking and worker fault tests with CELERY_BROKER_URL on RabbitMQ
-test-rabbitmq: install openapi-tools
+test-rabbitmq: install openapi-tools rabbitmq
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	TEST_AMQP_URL=$(TEST_AMQP_URL) BOOKING_QUEUE_SHARDS=4 $(PY) -m pytest -m "not faults" $(RABBITMQ_TESTS)
 	TEST_AMQP_URL=$(TEST_AMQP_URL) BOOKING_QUEUE_SHARDS=4 $(PY) -m pytest -m faults $(RABBITMQ_FAULT_TESTS)
@@ -66,6 +66,13 @@ test-pgbouncer: install openapi-tools pgbouncer
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py ensure_services
 	TEST_PGBOUNCER=1 $(PY) -m pytest -m "not faults" $(PGBOUNCER_TESTS)
 	TEST_PGBOUNCER=1 $(PY) -m pytest -m faults $(PGBOUNCER_FAULT_TESTS)
+
+# RabbitMQ for test-rabbitmq: started when it is installed but down (CI machines start it first).
+rabbitmq:
+	@if command -v rabbitmqctl >/dev/null && ! rabbitmqctl -q status >/dev/null 2>&1; then \
+	  echo "Starting RabbitMQ ..."; rabbitmq-server -detached; \
+	  for i in $$(seq 90); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 1; done; \
+	fi
 
 # Debian's pgbouncer for the PgBouncer tests, installed when it is missing and apt-get can
 # install it; otherwise those tests are skipped (tests/test_pgbouncer.py) or fail saying why.
