@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from booking_api import admission
-from tests import live, openapi_check
+from tests import openapi_check
 from tests.conftest import bearer
 from tests.factories import ShowFactory, UserFactory
+from tests.harness.service import start_web
 from tests.locking import execute, holder, pending_booking
 
 
@@ -19,7 +20,7 @@ from tests.locking import execute, holder, pending_booking
 def one_thread_web(django_db_setup, django_db_blocker, tmp_path_factory):
     """gunicorn with one process of one thread that admits one request at a time, and whose
     database waits outlast the test (the held show row is what keeps its thread busy)."""
-    web, base_url = live.start_web(
+    web, base_url = start_web(
         tmp_path_factory.mktemp("admission"),
         workers=1,
         WEB_THREADS=1,

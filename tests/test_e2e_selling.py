@@ -8,7 +8,7 @@ import pytest
 
 from core.models import BookedSeat, Booking, BookingLine
 from tests.factories import MovieFactory, UserFactory
-from tests.live import poll_until_final
+from tests.harness.polling import poll_until_final
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
