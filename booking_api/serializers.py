@@ -76,16 +76,7 @@ class MovieOutputSerializer(serializers.ModelSerializer):
 class MovieInputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Movie
-        fields = [
-            "title",
-            "description",
-            "duration_minutes",
-            "genre",
-            "language",
-            "rating",
-            "release_date",
-            "is_active",
-        ]
+        fields = list(Movie.EDITABLE_FIELDS)
 
 
 class MovieListQuerySerializer(serializers.Serializer):

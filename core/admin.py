@@ -91,16 +91,7 @@ class ServiceAdmin(admin.ModelAdmin):
 class MovieForm(ServiceForm):
     class Meta:
         model = Movie
-        fields = [
-            "title",
-            "description",
-            "duration_minutes",
-            "genre",
-            "language",
-            "rating",
-            "release_date",
-            "is_active",
-        ]
+        fields = list(Movie.EDITABLE_FIELDS)
 
     def create(self, data):
         return catalogue.movie_create(**data)

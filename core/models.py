@@ -31,6 +31,18 @@ BOOKING_SEQUENCE = "core_booking_accept_seq"
 
 
 class Movie(models.Model):
+    # What staff may set on a movie, through the API and the admin alike.
+    EDITABLE_FIELDS = (
+        "title",
+        "description",
+        "duration_minutes",
+        "genre",
+        "language",
+        "rating",
+        "release_date",
+        "is_active",
+    )
+
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     duration_minutes = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(1000)])
