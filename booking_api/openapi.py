@@ -10,7 +10,7 @@ from drf_yasg.inspectors import FieldInspector, SwaggerAutoSchema
 from rest_framework import serializers
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from booking_api.serializers import ErrorSerializer
+from booking_api.serializers.errors import ErrorSerializer
 
 API_INFO = openapi.Info(
     title="Movie ticket booking API",

@@ -134,7 +134,7 @@ def test_me_returns_the_current_user(api, user):
 @pytest.mark.parametrize("staff", [False, True])
 def test_me_is_rendered_as_its_serializer_says(staff):
     """me_representation (the hot path) renders exactly what MeOutputSerializer documents."""
-    from booking_api.serializers import MeOutputSerializer, me_representation
+    from booking_api.serializers.auth import MeOutputSerializer, me_representation
     from tests.factories import UserFactory
 
     user = UserFactory(is_staff=staff, email="é@example.com")

@@ -248,7 +248,7 @@ def test_the_lean_booking_body_matches_the_documented_serializer(user, other_use
     time zone."""
     from rest_framework import serializers
 
-    from booking_api.serializers import BookingOutputSerializer, booking_representation
+    from booking_api.serializers.bookings import BookingOutputSerializer, booking_representation
 
     class DrfRendered(BookingOutputSerializer):
         to_representation = serializers.ModelSerializer.to_representation
@@ -311,7 +311,7 @@ def test_the_direct_booking_input_check_matches_the_serializer(body):
     refuse everything else with its details."""
     from rest_framework.exceptions import ValidationError
 
-    from booking_api.serializers import BookingCreateInputSerializer, booking_create_input
+    from booking_api.serializers.bookings import BookingCreateInputSerializer, booking_create_input
 
     serializer = BookingCreateInputSerializer(data=body)
     if serializer.is_valid():

@@ -9,7 +9,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
 from booking_api.openapi import errors
 from booking_api.permissions import CredentialsInBody
-from booking_api.serializers import (
+from booking_api.serializers.auth import (
     LoginInputSerializer,
     MeOutputSerializer,
     RefreshInputSerializer,

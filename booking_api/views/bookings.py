@@ -8,14 +8,14 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from booking_api.openapi import PAGE_PARAMS, errors, paginated
-from booking_api.serializers import (
+from booking_api.serializers.bookings import (
     BookingCreateInputSerializer,
     BookingListQuerySerializer,
     BookingOutputSerializer,
-    ErrorSerializer,
     booking_create_input,
     booking_representation,
 )
+from booking_api.serializers.errors import ErrorSerializer
 from booking_api.views.common import BaseApi, paginated_response, valid_query
 from core import selectors
 from core.exceptions import ValidationFailed

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from booking_api.openapi import PAGE_PARAMS, errors, paginated
 from booking_api.permissions import IsStaffOrReadOnly
-from booking_api.serializers import (
+from booking_api.serializers.catalogue import (
     MovieInputSerializer,
     MovieListQuerySerializer,
     MovieOutputSerializer,
