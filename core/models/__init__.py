@@ -1,0 +1,23 @@
+"""The booking domain's tables and the constraints that guard them.
+
+PostgreSQL is the source of truth: the constraints here (one holder per seat, no two shows
+overlapping on a screen, one booking per idempotency key) hold whatever the code above
+them does.
+"""
+
+from core.models.auth import RefreshTokenFamily
+from core.models.bookings import BOOKING_SEQUENCE, BookedSeat, Booking, BookingLine
+from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+
+__all__ = [
+    "BOOKING_SEQUENCE",
+    "BookedSeat",
+    "Booking",
+    "BookingLine",
+    "Movie",
+    "RefreshTokenFamily",
+    "Screen",
+    "Show",
+    "ShowPrice",
+    "TsTzRange",
+]
