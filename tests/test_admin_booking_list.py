@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.admin_list import seed_bookings
-from core.admin import EstimatedCountPaginator
+from core.admin.bookings import EstimatedCountPaginator
 from core.models import Booking, Show
 from tests.factories import ShowFactory, UserFactory
 

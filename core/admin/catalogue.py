@@ -1,91 +1,23 @@
-"""The Django admin for operators: the catalogue, bookings to search and inspect, and show
-cancellation (through the same service as the API, behind a confirmation page).
+"""Movies, screens and shows in the admin; show cancellation behind a confirmation page."""
 
-Every catalogue write goes through the services the API uses, so the admin enforces the
-same rules (a show with bookings is not moved, its end follows its start, a screen does not
-shrink under held seats, a deactivated movie stops selling); a refusal is a form error.
-"""
-
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db import DatabaseError, transaction
-from django.db.models import QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.functional import cached_property
 
-from core import db_errors, selectors
-from core.exceptions import DomainError
-from core.models import BookedSeat, Booking, BookingLine, Movie, Screen, Show
+from core import selectors
+from core.admin.common import ServiceAdmin, ServiceForm
+from core.models import Booking, Movie, Screen, Show
 from core.pricing import TICKET_TYPES, money
 from core.seating import CATEGORIES
 from core.services import catalogue
 from core.services.catalogue import show_cancel
-
-BUSY = "Another operation (a booking decision or a cancellation) holds this record right now: save again."
-
-
-class ServiceForm(forms.ModelForm):
-    """A model form that saves through a catalogue service, as its last validation step.
-
-    The admin calls save_model only once the form is valid, and an error raised there is a
-    500; run here, a service's refusal (a DomainError) becomes form errors and the page is
-    shown again. The service's result becomes the form's instance, so save_model has nothing
-    left to do. The admin wraps the request in a transaction: the write commits with it (and
-    these admins have no inlines whose errors could follow a successful save)."""
-
-    def create(self, data: dict):
-        raise NotImplementedError
-
-    def update(self, instance, changes: dict):
-        raise NotImplementedError
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors or cleaned is None:
-            return cleaned
-        try:
-            with transaction.atomic():
-                if self.instance.pk is None:
-                    saved = self.create(dict(cleaned))
-                else:
-                    fresh = type(self.instance).objects.get(pk=self.instance.pk)
-                    saved = self.update(fresh, {name: cleaned[name] for name in self.changed_data if name in cleaned})
-        except DomainError as error:
-            self._add_domain_error(error)
-        except DatabaseError as error:
-            # A row held past the lock timeout (a decision, a cancellation): the savepoint
-            # is rolled back and the operator may simply save again.
-            if not db_errors.is_contention(error):
-                raise
-            self.add_error(None, BUSY)
-        else:
-            self.instance = saved
-        return cleaned
-
-    def _add_domain_error(self, error: DomainError) -> None:
-        fields = {name: errors for name, errors in error.details.items() if name in self.fields}
-        for name, errors in fields.items():
-            self.add_error(name, errors)
-        if not fields:
-            self.add_error(None, error.message)
-
-
-class ServiceAdmin(admin.ModelAdmin):
-    """Saves happen in the form (ServiceForm.clean); nothing is left to write here."""
-
-    def save_model(self, request, obj, form, change) -> None:
-        pass
 
 
 class MovieForm(ServiceForm):
@@ -263,108 +195,3 @@ class ShowAdmin(ServiceAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/core/show/cancel_confirmation.html", context)
-
-
-class BookedSeatInline(admin.TabularInline):
-    model = BookedSeat
-    extra = 0
-    can_delete = False
-    readonly_fields = ["seat_label", "show"]
-
-
-class BookingLineInline(admin.TabularInline):
-    model = BookingLine
-    extra = 0
-    can_delete = False
-    readonly_fields = ["seat_label", "seat_category", "ticket_type", "amount"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class OverdueFilter(admin.SimpleListFilter):
-    """Pending past the recovery grace period: what the recovery job is about to re-queue."""
-
-    title = "waiting"
-    parameter_name = "waiting"
-
-    def lookups(self, request, model_admin):
-        return [("overdue", f"pending over {settings.BOOKING_RECOVERY_GRACE_SECONDS} s")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "overdue":
-            cutoff = timezone.now() - timedelta(seconds=settings.BOOKING_RECOVERY_GRACE_SECONDS)
-            return queryset.filter(status=Booking.Status.PENDING, created_at__lt=cutoff)
-        return queryset
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts without reading the whole table, which at millions of rows took seconds per
-    page: the unfiltered list uses PostgreSQL's own estimate of the table's size (kept by
-    autovacuum's ANALYZE); a filtered one counts at most COUNT_CAP matching rows, so the
-    count, and the pages offered, stop there."""
-
-    COUNT_CAP = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        queryset: QuerySet = self.object_list  # type: ignore[assignment]  # the admin pages querysets
-        if not queryset.query.where:
-            estimate = selectors.table_row_estimate(queryset.model)
-            if estimate > self.COUNT_CAP:
-                return estimate
-        return queryset.order_by()[: self.COUNT_CAP].count()
-
-
-@admin.register(Booking)
-class BookingAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "reference",
-        "user",
-        "show",
-        "status",
-        "quantity",
-        "total",
-        "failure_reason",
-        "created_at",
-        "decided_at",
-    ]
-    # No filter lists every show (thousands of links, one query over them per page): a show
-    # is found by its id in the search box. Filters on a date are links only, no query.
-    list_filter = [
-        "status",
-        "failure_reason",
-        OverdueFilter,
-        ("show__starts_at", admin.DateFieldListFilter),
-        ("created_at", admin.DateFieldListFilter),
-        "show__screen",
-    ]
-    # A booking id or reference, a username or email, a show id, or the X-Request-ID of its submission:
-    # matched by get_search_results (these fields only make the admin show the search box).
-    search_fields = ["=id", "=reference", "=user__username", "=user__email", "=show__id", "=request_id"]
-    search_help_text = (
-        "Booking id, reference, username, user email, show id, or the request id (X-Request-ID) of a submission "
-        f"of the last {selectors.REQUEST_ID_SEARCH_DAYS} days."
-    )
-    list_select_related = ["user", "show__movie", "show__screen"]
-    # Neither a count of the whole table per page, nor a date hierarchy (its links come
-    # from a scan of every booking's date).
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
-    inlines = [BookingLineInline, BookedSeatInline]
-    # Bookings change state only through the services (API, workers); the admin reads them.
-    readonly_fields = [field.name for field in Booking._meta.fields]
-
-    def get_search_results(self, request, queryset, search_term):
-        # Django's own search ORs a LIKE over every field (and the user's table): a scan of
-        # every booking, seconds at a million, for each page and count.
-        if not search_term.strip():
-            return queryset, False
-        return queryset.filter(selectors.booking_search_q(search_term)), False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
