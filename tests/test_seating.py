@@ -2,7 +2,8 @@
 
 import pytest
 
-from core.seating import Layout, SeatAllocator, SeatCategories
+from core.allocation import SeatAllocator
+from core.seating import Layout, SeatCategories
 
 LAYOUT = Layout(rows=5, seats_per_row=8)
 

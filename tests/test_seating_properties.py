@@ -4,6 +4,7 @@ seats and streams of requests, every answer keeps the rules of best available.""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.allocation import SeatAllocator, orphans_left
 from core.seating import (
     ACCESSIBLE,
     CATEGORIES,
@@ -11,10 +12,8 @@ from core.seating import (
     PREMIUM,
     STANDARD,
     Layout,
-    SeatAllocator,
     SeatCategories,
     label_of,
-    orphans_left,
 )
 
 

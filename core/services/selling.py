@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from core import pricing, references
+from core.allocation import SeatAllocator
 from core.exceptions import TooManyRequests
 from core.models import Booking, BookingLine
-from core.seating import PREMIUM, STANDARD, Layout, SeatAllocator, SeatCategories
+from core.seating import PREMIUM, STANDARD, Layout, SeatCategories
 
 # Best available may be asked for within these; wheelchair spaces and companion seats are
 # asked for with `accessible`, never as a category.

@@ -31,8 +31,9 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from core.allocation import SeatAllocator
 from core.pricing import PriceList, money
-from core.seating import STANDARD, Layout, SeatAllocator, SeatCategories
+from core.seating import STANDARD, Layout, SeatCategories
 
 DECIDED_REASONS = ("sold_out", "seats_unavailable", "limit_exceeded")
 
