@@ -165,7 +165,7 @@ class SchemaGenerator(OpenAPISchemaGenerator):
                     param.type, param.format, param.minimum = openapi.TYPE_INTEGER, "int64", 0
         _prune_definitions(schema)
         _require_output_fields(schema)
-        for node in _nodes(schema):
+        for node in schema_nodes(schema):
             _allow_null_in_enum(node)
             _int64_without_unsafe_bounds(node)
         return schema
@@ -175,21 +175,21 @@ class SchemaGenerator(OpenAPISchemaGenerator):
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def _nodes(node):
+def schema_nodes(node):
     """Every object (dict) of a schema document, depth first."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _nodes(value)
+            yield from schema_nodes(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _nodes(value)
+            yield from schema_nodes(value)
 
 
 def _refs(node) -> set[str]:
     """Names of the definitions that `node` refers to directly."""
     prefix = "#/definitions/"
-    return {n["$ref"][len(prefix) :] for n in _nodes(node) if str(n.get("$ref", "")).startswith(prefix)}
+    return {n["$ref"][len(prefix) :] for n in schema_nodes(node) if str(n.get("$ref", "")).startswith(prefix)}
 
 
 def _closure(names: set[str], definitions) -> set[str]:

@@ -27,6 +27,8 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
+from booking_api.openapi import schema_nodes
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools" / "openapi"
 SWAGGER2OPENAPI = TOOLS / "node_modules" / ".bin" / "swagger2openapi"
@@ -82,21 +84,11 @@ def strict(document: dict) -> dict:
     """A copy of `document` in which no object schema allows undeclared properties."""
     document = copy.deepcopy(document)
     for schema in document.get("components", {}).get("schemas", {}).values():
-        for node in _walk(schema):
+        for node in schema_nodes(schema):
             if node.get("type") == "object" and "properties" in node:
                 node.setdefault("additionalProperties", False)
     document["servers"] = [{"url": HOST_URL + API_PREFIX.rstrip("/")}]
     return document
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 @functools.cache

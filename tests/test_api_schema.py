@@ -7,6 +7,8 @@ import re
 import pytest
 from django.conf import settings
 
+from booking_api.openapi import schema_nodes
+
 MAX_SAFE_INTEGER = 2**53 - 1
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -25,16 +27,6 @@ def operations(spec):
                 yield path, method, operation
 
 
-def walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
-
-
 def definition(spec, ref: str) -> dict:
     return spec["definitions"][ref.rsplit("/", 1)[-1]]
 
@@ -51,7 +43,7 @@ def test_every_field_of_a_response_schema_is_required(spec):
 
 
 def test_a_nullable_enum_lists_null(spec):
-    nullable_enums = [node for node in walk(spec) if node.get("x-nullable") and "enum" in node]
+    nullable_enums = [node for node in schema_nodes(spec) if node.get("x-nullable") and "enum" in node]
     assert nullable_enums, "failure_reason at least"
     for node in nullable_enums:
         assert None in node["enum"], node
@@ -85,7 +77,7 @@ def test_booking_limits_are_the_servers(spec):
 
 
 def test_no_integer_bound_beyond_what_javascript_represents(spec):
-    integers = [node for node in walk(spec) if node.get("type") == "integer"]
+    integers = [node for node in schema_nodes(spec) if node.get("type") == "integer"]
     for node in integers:
         for key in ("minimum", "maximum"):
             assert abs(node.get(key, 0)) <= MAX_SAFE_INTEGER, node
