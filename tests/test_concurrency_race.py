@@ -17,10 +17,10 @@ import pytest
 from django.db import connection
 
 from core.models import Booking, ShowPrice
-from core.pricing import TICKET_TYPES
 from tests.factories import ShowFactory, UserFactory
 from tests.harness import invariants
 from tests.harness.polling import poll_until_final
+from tests.harness.requests import selling_fields
 from tests.harness.service import start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.race, pytest.mark.django_db(transaction=True)]
@@ -38,11 +38,6 @@ def second_worker(live_stack):
     worker.stop()
 
 
-def _tickets(rng: random.Random, count: int) -> dict:
-    types = [rng.choice(TICKET_TYPES) for _ in range(count)]
-    return {t: types.count(t) for t in TICKET_TYPES if t in types}
-
-
 def _requests(rng: random.Random) -> list[dict]:
     """Mixed explicit seats (overlapping on purpose: rows B-E only), best available in a
     category with ticket types, and wheelchair requests."""
@@ -54,14 +49,7 @@ def _requests(rng: random.Random) -> list[dict]:
             requests.append({"seats": [f"{row}{n}" for n in range(start, start + rng.randint(1, 3))]})
             continue
         quantity = rng.randint(1, 4)
-        request = {"quantity": quantity}
-        roll = rng.random()
-        if roll < 0.05:
-            request["accessible"] = True
-        elif roll < 0.25:
-            request["seat_category"] = "premium"
-        if rng.random() < 0.5:
-            request["tickets"] = _tickets(rng, quantity)
+        request = {"quantity": quantity, **selling_fields(rng, quantity, accessible=0.05, premium=0.2)}
         requests.append(request)
     return requests
 

@@ -21,6 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from tests.harness import procs, service
 from tests.harness.polling import retry_after_seconds
 from tests.harness.procs import children
+from tests.harness.requests import selling_fields
 from tests.harness.servers import PrivatePostgres, PrivateRedis
 
 FAST_TIMINGS = {
@@ -151,9 +152,6 @@ def seat_categories(rows: int, seats_per_row: int) -> dict:
     return {"premium_rows": [chr(ord("A") + rows - 1)], "accessible_seats": ["A1"], "companion_seats": ["A2"]}
 
 
-TICKET_TYPES = ("adult", "child", "senior", "student")
-
-
 def quantity_requests(show_ids: list[int], count: int, *, seed: int, max_quantity: int = 2) -> list[dict]:
     """Best-available requests, priced and categorised like a box office's: mostly standard
     seats, some premium, a few wheelchair requests, and ticket types on about half."""
@@ -162,14 +160,7 @@ def quantity_requests(show_ids: list[int], count: int, *, seed: int, max_quantit
     for _ in range(count):
         quantity = rng.randint(1, max_quantity)
         request = {"show": rng.choice(show_ids), "quantity": quantity}
-        roll = rng.random()
-        if roll < 0.04:
-            request["accessible"] = True
-        elif roll < 0.2:
-            request["seat_category"] = "premium"
-        if rng.random() < 0.5:
-            types = [rng.choice(TICKET_TYPES) for _ in range(quantity)]
-            request["tickets"] = {t: types.count(t) for t in set(types)}
+        request.update(selling_fields(rng, quantity, accessible=0.04, premium=0.16))
         requests.append(request)
     return requests
 
