@@ -15,6 +15,7 @@ from core.models.bookings import (
     BookingLine,
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+from core.models.payments import FakeCharge, Payment, PaymentEvent
 
 __all__ = [
     "BOOKING_SEQUENCE",
@@ -23,7 +24,10 @@ __all__ = [
     "BookedSeat",
     "Booking",
     "BookingLine",
+    "FakeCharge",
     "Movie",
+    "Payment",
+    "PaymentEvent",
     "RefreshTokenFamily",
     "Screen",
     "Show",

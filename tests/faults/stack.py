@@ -63,6 +63,8 @@ class FaultStack:
         self.web, self.base_url = service.start_web(
             self.log_dir, workers=web_workers, **{**self.env, **(web_env or {})}
         )
+        # The fake payment provider's workers deliver its webhooks to this web process.
+        self.env.setdefault("PAYMENT_FAKE_WEBHOOK_URL", f"{self.base_url}/api/v1/payments/webhook")
         for name in workers:
             self.start_worker(name, concurrency=concurrency)
         if beat:
