@@ -38,7 +38,7 @@ def held_booking(user=None, show=None, seats=("A1", "A2")) -> Booking:
     return booking
 
 
-def pay(booking, token="tok_ok", key="key-1", user=None):
+def pay(booking, token="tok_ok", key="key-1", user=None):  # noqa: S107 - a fake payment token
     return booking_pay(booking_id=booking.pk, user=user or booking.user, token=token, idempotency_key=key)
 
 
