@@ -111,6 +111,8 @@ def _payment_record(*, booking_id, user, token: str, key: str) -> Payment:
         raise Conflict(
             "Another payment of this booking is being decided; poll the booking.", code="payment_in_progress"
         )
+    if booking.total is None:  # never for a held booking: the decider fixed its price
+        raise Conflict("The booking has no price to pay.", code="booking_not_held")
     return Payment.objects.create(
         booking=booking,
         provider=provider().name,
@@ -122,7 +124,8 @@ def _payment_record(*, booking_id, user, token: str, key: str) -> Payment:
 
 
 def _check_payable(booking: Booking, *, now: datetime) -> None:
-    if booking.status == Status.EXPIRED or (booking.status == Status.HELD and booking.hold_expires_at <= now):
+    deadline = booking.hold_expires_at
+    if booking.status == Status.EXPIRED or (booking.status == Status.HELD and (deadline is None or deadline <= now)):
         raise Conflict("The hold expired before it was paid; book again.", code="hold_expired")
     if booking.status == Status.PENDING:
         raise Conflict("The booking is not decided yet; poll it until it is held.", code="booking_pending")
