@@ -8,6 +8,7 @@ them does.
 from core.models.auth import RefreshTokenFamily
 from core.models.bookings import BOOKING_SEQUENCE, BookedSeat, Booking, BookingLine
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "BOOKING_SEQUENCE",
@@ -20,4 +21,7 @@ __all__ = [
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
