@@ -19,6 +19,7 @@ from core.services import partner_events
 from core.services.cancellation import booking_cancel, bookings_expire_started
 from core.services.catalogue import show_cancel
 from core.services.decisions import booking_decide_batch, booking_record_failed_attempt
+from core.services.holds import holds_expire_due
 from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
 from tests.webhook_receiver import Receiver
@@ -446,3 +447,16 @@ def test_a_booking_confirmed_by_the_real_worker_is_delivered_signed(live_stack, 
         verify(second, "e2e-secret-key")
         assert second.json["type"] == "booking.cancelled"
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_a_held_booking_records_no_event_until_it_expires(endpoint):
+    show = ShowFactory(payment_required=True)
+    booking = submit(UserFactory(), show, quantity=1)
+    decide_all(show)
+    booking.refresh_from_db()
+    assert booking.status == "held"
+    assert not WebhookDelivery.objects.exists()
+    holds_expire_due(now=booking.hold_expires_at + timedelta(seconds=1))
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.booking_id, delivery.event) == (booking.pk, "booking.expired")
+    assert delivery.payload["data"]["booking"]["status"] == "expired"
