@@ -29,12 +29,14 @@ def seed(cursor, *, rows: int, user_ids: list[int], show_ids: list[int], big_sho
     for show_id, count, offset in ((None, rows - big_rows, 0), (big_show, big_rows, rows)):
         cursor.execute(
             "INSERT INTO core_booking (id, user_id, show_id, status, seats, quantity, failure_reason, "
-            "idempotency_key, request_fingerprint, decide_attempts, request_id, created_at, decided_at, total, currency) "
+            "idempotency_key, request_fingerprint, decide_attempts, request_id, created_at, decided_at, "
+            "total, currency) "
             "SELECT gen_random_uuid(), (%s::bigint[])[1 + i %% %s], COALESCE(%s, (%s::bigint[])[1 + i %% %s]), "
             "CASE i %% 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'cancelled' ELSE 'confirmed' END, '{}', 1 + i %% 3, "
             "CASE i %% 10 WHEN 0 THEN 'sold_out' END, NULL, '', 0, '', t, t + random() * interval '2 seconds', "
             "CASE WHEN i %% 10 > 1 THEN 12.50 * (1 + i %% 3) END, 'EUR' "
-            "FROM generate_series(%s + 1, %s + %s) AS i, LATERAL (SELECT now() - make_interval(secs => i %% 31536000)) AS x(t)",
+            "FROM generate_series(%s + 1, %s + %s) AS i, "
+            "LATERAL (SELECT now() - make_interval(secs => i %% 31536000)) AS x(t)",
             [user_ids, len(user_ids), show_id, show_ids, len(show_ids), offset, offset, count],
         )
 
