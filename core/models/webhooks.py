@@ -80,6 +80,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
         indexes = [
             # The head of each (endpoint, booking) queue: an event waits for the earlier ones.
             models.Index(
