@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.exceptions import Conflict, DependencyUnavailable, NotFound, PaymentDeclined, ValidationFailed
-from core.models import BookedSeat, Booking, FakeCharge, Payment, PaymentEvent
+from core.models import BookedSeat, Booking, FakeCharge, Payment, PaymentEvent, WebhookDelivery, WebhookEndpoint
 from core.payments import Charge, ChargeStatus, fake, signing
 from core.services.cancellation import booking_cancel
 from core.services.catalogue import show_cancel
@@ -448,3 +448,28 @@ def test_concurrent_retries_of_one_key_make_one_charge():
     assert outcomes == ["confirmed"] * 6
     assert Payment.objects.filter(booking=booking).count() == 1
     assert FakeCharge.objects.count() == 1
+
+
+# ---- partner webhooks ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_partners_hear_a_paid_hold_confirmed_and_a_late_or_cancelled_charge_refunded():
+    WebhookEndpoint.objects.create(name="partner", url="http://127.0.0.1:9/x", secret="partner-key")
+    paid = held_booking()
+    pay(paid)
+    late = held_booking(show=paid.show, seats=["C1"])
+    pay(late, token="tok_async_ok")
+    overdue(late)
+    holds_expire_show(show_id=late.show_id, now=timezone.now())
+    payload, headers = webhook_for(Payment.objects.get(booking=late))
+    payment_webhook_receive(payload=payload, headers=headers)
+    booking_cancel(booking_id=paid.pk, user=paid.user)
+
+    def events(booking):
+        return list(
+            WebhookDelivery.objects.filter(booking_id=booking.pk).order_by("id").values_list("event", flat=True)
+        )
+
+    assert events(paid) == ["booking.confirmed", "booking.cancelled", "booking.refunded"]
+    assert events(late) == ["booking.expired", "booking.refunded"]

@@ -264,7 +264,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = (
     # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
     "core.broker.route_by_show",
-    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}, "payments.*": {"queue": "default"}},
+    {
+        "bookings.*": {"queue": "bookings"},
+        "maintenance.*": {"queue": "default"},
+        "payments.*": {"queue": "default"},
+        "webhooks.*": {"queue": "default"},
+    },
 )
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -280,6 +285,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "maintenance.expire_holds",
         "schedule": booking.BOOKING_HOLD_SWEEP_SECONDS,
         "options": {"expires": booking.BOOKING_HOLD_SWEEP_SECONDS},
+    },
+    # Partner webhook deliveries that are due but not queued (core/services/partner_events.py).
+    "sweep-partner-webhooks": {
+        "task": "webhooks.dispatch",
+        "schedule": booking.PARTNER_WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": booking.PARTNER_WEBHOOK_SWEEP_SECONDS},
     },
     # Payments unsettled and refunds not done past PAYMENT_RECONCILE_AFTER_SECONDS: looked up
     # at the provider and applied, so that every charge ends confirmed or refunded.

@@ -16,6 +16,7 @@ from core.models.bookings import (
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
 from core.models.payments import FakeCharge, Payment, PaymentEvent
+from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "BOOKING_SEQUENCE",
@@ -33,4 +34,7 @@ __all__ = [
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -12,6 +12,7 @@ from core import metrics
 from core.exceptions import Conflict, NotFound
 from core.models import BookedSeat, Booking, Show
 from core.selectors import bookings_visible_to
+from core.services import partner_events
 from core.services.decisions import Reason, Status, locked_shows
 from core.services.payments import payment_refund_for_cancel
 
@@ -47,12 +48,15 @@ def booking_cancel(*, booking_id, user) -> Booking:
     now = timezone.now()
     # A paid booking's charge is refunded (after this commits), or the cancel refused past the
     # refund cutoff.
-    payment_refund_for_cancel(booking=booking, show=show, now=now)
+    refund = payment_refund_for_cancel(booking=booking, show=show, now=now)
     # Deleting the held seats in the same transaction frees them for the very next decision.
     BookedSeat.objects.filter(booking_id=booking.pk).delete()
     booking.status = Status.CANCELLED
     booking.cancelled_at = now
     booking.save(update_fields=["status", "cancelled_at"])
+    partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CANCELLED)
+    if refund is not None:
+        partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.REFUNDED)
     transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking
@@ -82,6 +86,13 @@ def bookings_expire_started() -> int:
         status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
     )
     if expired:
+        # The rows this update set, named by what it set (the show rows are locked).
+        partner_events.booking_events_record(
+            bookings=Booking.objects.filter(
+                show_id__in=show_ids, status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
+            ),
+            event=partner_events.Event.FAILED,
+        )
         transaction.on_commit(lambda: metrics.bookings_failed(expired, reason=Reason.SHOW_STARTED))
         logger.info("pending bookings of started shows failed", extra={"count": expired})
     return expired

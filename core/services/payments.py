@@ -30,6 +30,7 @@ from core.exceptions import Conflict, DependencyUnavailable, NotFound, PaymentDe
 from core.models import Booking, Payment, PaymentEvent, Show
 from core.payments import Charge, ChargeStatus, InvalidWebhook, ProviderUnavailable, provider
 from core.selectors import bookings_visible_to
+from core.services import partner_events
 from core.services.decisions import Status, locked_shows
 
 logger = logging.getLogger("core.payments")
@@ -154,9 +155,10 @@ def _outcome(booking: Booking, payment: Payment) -> PayResult:
 def payment_apply(*, payment_id, charge: Charge, event_id: str | None = None) -> Payment:
     """Apply the provider's view of a charge to its payment and booking, under the lock order.
 
-    succeeded: the payment succeeds; a held booking is confirmed, any other (expired,
-    cancelled, paid by another charge) gets the payment refunded (refund_pending now, the
-    provider after the commit). declined / failed: an unsettled payment takes that status
+    succeeded: the payment succeeds; a held booking is confirmed (partner event
+    booking.confirmed), any other (expired, cancelled, paid by another charge) gets the
+    payment refunded (refund_pending now, the provider after the commit; partner event
+    booking.refunded). declined / failed: an unsettled payment takes that status
     (the booking stays held). processing: a created payment is processing. A result that
     says nothing new changes nothing. With `event_id` (a webhook), an event applied already
     has no effect at all. Returns the payment.
@@ -179,8 +181,10 @@ def payment_apply(*, payment_id, charge: Charge, event_id: str | None = None) ->
         if booking.status == Status.HELD and _money_matches(payment, charge):
             booking.status, booking.confirmed_at = Status.CONFIRMED, now
             booking.save(update_fields=["status", "confirmed_at"])
+            partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CONFIRMED)
         else:
             _refund_decide(payment, now=now)
+            partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.REFUNDED)
     elif charge.status in (ChargeStatus.DECLINED, ChargeStatus.FAILED) and payment.status in UNSETTLED:
         payment.status, payment.failure_code = PaymentStatus(str(charge.status)), charge.failure_code
     elif charge.status == ChargeStatus.PROCESSING and payment.status == PaymentStatus.CREATED:
@@ -246,8 +250,9 @@ def payment_refund_for_cancel(*, booking: Booking, show: Show, now: datetime) ->
 
 def payments_refund_for_show(*, show_id: int, now: datetime) -> int:
     """A show is cancelled (its row locked by the caller): every kept charge of its bookings is
-    refunded, whatever the cutoff (refund_pending now, the provider after the commit).
-    Returns how many."""
+    refunded, whatever the cutoff (refund_pending now, the provider after the commit), each
+    booking's partner event booking.refunded recorded after its booking.cancelled. Returns
+    how many."""
     ids = list(
         Payment.objects.filter(
             booking__show_id=show_id, status=PaymentStatus.SUCCEEDED, refund_status__isnull=True
@@ -261,6 +266,10 @@ def payments_refund_for_show(*, show_id: int, now: datetime) -> int:
         refund_amount=F("amount"),
         refund_requested_at=now,
         updated_at=now,
+    )
+    refunded = Payment.objects.filter(pk__in=ids).values("booking_id")
+    partner_events.booking_events_record(
+        bookings=Booking.objects.filter(pk__in=refunded), event=partner_events.Event.REFUNDED
     )
     transaction.on_commit(lambda: _send_refunds_quietly(ids))
     return count
