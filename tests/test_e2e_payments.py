@@ -127,16 +127,22 @@ def test_payments_racing_hold_expiry_are_decided_once(live_stack, beat):
     with ThreadPoolExecutor(16) as pool:
         booking_ids = list(pool.map(hold, range(BOOKINGS)))
     assert Booking.objects.filter(pk__in=booking_ids, status="held").count() == BOOKINGS
-    # The deadlines: spread over the next 2.5 s, so that the expiry job and the payments meet.
-    now = timezone.now()
-    for booking_id in booking_ids:
-        deadline = now + timedelta(seconds=rng.uniform(0.3, 2.5))
-        Booking.objects.filter(pk=booking_id).update(hold_expires_at=deadline)
-    plans = [(i, booking_id, rng.choice(TOKENS), rng.uniform(0, 2.5)) for i, booking_id in enumerate(booking_ids)]
-    started = time.monotonic()
+    # The deadlines: spread over the next seconds, so that the expiry job and the payments
+    # meet. Every fourth booking pays asynchronously just before its deadline: its charge
+    # succeeds (by webhook, a second later) after the hold expired, and must be refunded.
+    plans = []
+    for i, booking_id in enumerate(booking_ids):
+        if i % 4 == 0:
+            at = rng.uniform(0, 1.5)
+            plans.append((i, booking_id, "tok_async_ok", at, at + 0.6))
+        else:
+            plans.append((i, booking_id, rng.choice(TOKENS), rng.uniform(0, 2.5), rng.uniform(0.3, 2.5)))
+    now, started = timezone.now(), time.monotonic()
+    for _, booking_id, _, _, deadline in plans:
+        Booking.objects.filter(pk=booking_id).update(hold_expires_at=now + timedelta(seconds=deadline))
 
     def pay(plan) -> None:
-        index, booking_id, token, at = plan
+        index, booking_id, token, at, _ = plan
         time.sleep(max(0.0, started + at - time.monotonic()))
         key = uuid.uuid4().hex
         with live_stack.client(users[index]) as client:
@@ -192,3 +198,5 @@ def test_payments_racing_hold_expiry_are_decided_once(live_stack, beat):
     assert {200, 409} <= outcomes, told
     assert "confirmed" in statuses.values()
     assert "expired" in statuses.values()
+    # ... and charges that succeeded after their hold expired were refunded.
+    assert Payment.objects.filter(booking_id__in=booking_ids, refund_status="refunded").exists()

@@ -338,8 +338,10 @@ def payment_violations(conn, *, now_settled: bool = True) -> list[str]:
     for pk, booking_status, refund in rows(
         conn,
         "SELECT p.id::text, b.status, p.refund_status FROM core_payment p JOIN core_booking b ON b.id = p.booking_id"
+        # IS NOT DISTINCT FROM: a NULL refund_status must make the condition false, never NULL.
         " WHERE p.status = 'succeeded' AND NOT ((b.status = 'confirmed' AND p.refund_status IS NULL)"
-        " OR p.refund_status = 'refunded' OR (p.refund_status = 'pending' AND NOT %s)) LIMIT 5",
+        " OR p.refund_status IS NOT DISTINCT FROM 'refunded'"
+        " OR (p.refund_status IS NOT DISTINCT FROM 'pending' AND NOT %s)) LIMIT 5",
         now_settled,
     ):
         violations.append(f"payment {pk}: succeeded, booking {booking_status}, refund {refund}")
