@@ -2,7 +2,9 @@
 
 Clients book seats of paying shows, poll until their booking is held, and pay it (at once or
 late, with synchronous and asynchronous fake tokens, retrying with the same Idempotency-Key on
-503s and dropped connections) while holds of a few seconds expire under beat's expiry job.
+503s and dropped connections) while holds of a few seconds expire under beat's expiry job;
+every fifth pays asynchronously at the last moment, so that charges succeed after their hold
+expired and must be refunded.
 Meanwhile a worker's pool process is killed, Redis restarts empty (the fake provider's queued
 webhook deliveries are lost with it), and a worker's main process is killed and replaced.
 Afterwards, in SQL: only live (held or confirmed) bookings hold seats, each provider charge
@@ -17,6 +19,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 
@@ -63,7 +66,7 @@ class Journey:
         self.problems.append(f"{method} {path}: no answer but 503 or network errors within {within}s")
         return None
 
-    def pay(self, booking_id: str) -> None:
+    def pay(self, booking_id: str, *, last_moment: bool = False) -> None:
         booking = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -74,9 +77,16 @@ class Journey:
             time.sleep(0.2)
         if booking is None or booking["status"] != "held":
             return
-        # Most pay within the hold; some too late.
-        time.sleep(self.rng.uniform(0, HOLD_SECONDS * 1.4))
         token, key = self.rng.choice(TOKENS), uuid.uuid4().hex
+        if last_moment:
+            # An asynchronous payment just before the deadline: it succeeds after the hold
+            # expired (unless the payment's transaction commits first), and is refunded.
+            deadline = datetime.fromisoformat(booking["hold_expires_at"])
+            time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() - 0.4))
+            token = "tok_async_ok"
+        else:
+            # Most pay within the hold; some too late.
+            time.sleep(self.rng.uniform(0, HOLD_SECONDS * 1.4))
         response = self.request(
             "POST",
             f"/api/v1/bookings/{booking_id}/pay",
@@ -108,7 +118,7 @@ def test_payments_and_expiring_holds_survive_killed_workers_and_a_redis_restart(
         booking_id = clients.book(index, body, within=60)
         if booking_id is None:
             return
-        journeys[index].pay(booking_id)
+        journeys[index].pay(booking_id, last_moment=index % 5 == 0)
         with lock:
             told[booking_id] = journeys[index].answers
 
@@ -169,4 +179,5 @@ def test_payments_and_expiring_holds_survive_killed_workers_and_a_redis_restart(
     assert "expired" in statuses.values()
     assert counts.get("succeeded")
     assert counts.get("declined") or counts.get("failed")
+    assert refunded, "no charge succeeded after its hold expired: the scenario missed its point"
     print(f"payments {counts}, refunded {refunded}, bookings {sorted(statuses.values())}")
