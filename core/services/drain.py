@@ -38,6 +38,7 @@ logger = logging.getLogger("core.drain")
 # seats again), short beside the one-second polling interval clients are given; a show that
 # becomes ready meanwhile waits at most this long for a lingering drain.
 LINGER_STEP_SECONDS = 0.025
+BROKER_CHECK_STEPS = 4
 
 
 class ShowBusy(Exception):
@@ -189,10 +190,13 @@ def _time_is_up(*, deadline: float, turn_ends: float, queue: str) -> bool:
         return False
 
 
-def _other_work(*, queue: str) -> bool:
-    """Whether another show is ready in `queue`, or a wake-up waits in another queue."""
+def _other_work(*, queue: str, broker: bool = True) -> bool:
+    """Whether another show is ready in `queue`, or (`broker`) a wake-up waits in another
+    bookings queue."""
     if decision_queue.shows_ready(queue=queue):
         return True
+    if not broker:
+        return False
     try:
         return decision_queue.wakeups_queued(excluding=queue)
     except Exception:
@@ -209,11 +213,15 @@ def _more_soon(*, show_id: int, queue: str) -> bool:
     if linger <= 0 or _other_work(queue=queue):
         return False
     deadline = time.monotonic() + linger
+    steps = 0
     while time.monotonic() < deadline:
         time.sleep(LINGER_STEP_SECONDS)
+        steps += 1
         if selectors.booking_pending_exists(show_id=show_id):
             return True
-        if _other_work(queue=queue):
+        # The ready set (Redis) every step; the other queues' depths (a passive declare per
+        # queue, a channel each on RabbitMQ) every BROKER_CHECK_STEPS.
+        if _other_work(queue=queue, broker=steps % BROKER_CHECK_STEPS == 0):
             return False
     return False
 
