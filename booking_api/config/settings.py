@@ -248,7 +248,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = (
     # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
     "core.broker.route_by_show",
-    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}},
+    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}, "webhooks.*": {"queue": "default"}},
 )
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -258,6 +258,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": booking.BOOKING_RECOVERY_INTERVAL_SECONDS,
         # A sweep that could not run in time is pointless once the next one is due.
         "options": {"expires": booking.BOOKING_RECOVERY_INTERVAL_SECONDS},
+    },
+    # Unpaid holds past their deadline: their seats are free within about this interval.
+    "expire-holds": {
+        "task": "maintenance.expire_holds",
+        "schedule": booking.BOOKING_HOLD_SWEEP_SECONDS,
+        "options": {"expires": booking.BOOKING_HOLD_SWEEP_SECONDS},
+    },
+    # Partner webhook deliveries that are due but not queued (core/services/partner_events.py).
+    "sweep-partner-webhooks": {
+        "task": "webhooks.dispatch",
+        "schedule": booking.PARTNER_WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": booking.PARTNER_WEBHOOK_SWEEP_SECONDS},
     },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.

@@ -6,11 +6,21 @@ them does.
 """
 
 from core.models.auth import RefreshTokenFamily
-from core.models.bookings import BOOKING_SEQUENCE, BookedSeat, Booking, BookingLine
+from core.models.bookings import (
+    BOOKING_SEQUENCE,
+    OPEN_STATUSES,
+    SEAT_HOLDING_STATUSES,
+    BookedSeat,
+    Booking,
+    BookingLine,
+)
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "BOOKING_SEQUENCE",
+    "OPEN_STATUSES",
+    "SEAT_HOLDING_STATUSES",
     "BookedSeat",
     "Booking",
     "BookingLine",
@@ -20,4 +30,7 @@ __all__ = [
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

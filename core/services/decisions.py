@@ -14,7 +14,7 @@ the row as it was before the wait.
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +24,7 @@ from django.utils import timezone
 from core import booking_sql, db_errors, metrics
 from core.models import BookedSeat, Booking, Show
 from core.selectors import show_screen_and_held
-from core.services import selling
+from core.services import partner_events, selling
 
 logger = logging.getLogger("core.bookings")
 
@@ -43,6 +43,17 @@ def fail(booking: Booking, reason: str, now: datetime) -> None:
     booking.status = Status.FAILED
     booking.failure_reason = reason
     booking.decided_at = now
+
+
+def win(booking: Booking, *, show: Show, labels: list[str], now: datetime) -> None:
+    """A booking that gets its seats: confirmed, or on a paying show held until paid."""
+    booking.status = Status.HELD if show.payment_required else Status.CONFIRMED
+    booking.seats = labels
+    booking.decided_at = now
+    if show.payment_required:
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+    else:
+        booking.confirmed_at = now
 
 
 def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[BookedSeat]:
@@ -68,9 +79,7 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
         if labels is None:
             fail(booking, reason, now)
             continue
-        booking.status = Status.CONFIRMED
-        booking.seats = labels
-        booking.decided_at = booking.confirmed_at = now
+        win(booking, show=show, labels=labels, now=now)
         seller.sell(booking, labels, allocator)
         held.extend(BookedSeat(show_id=show.pk, seat_label=label, booking_id=booking.pk) for label in labels)
     return held
@@ -80,8 +89,9 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
 def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Booking]:
     """Decide up to `limit` pending bookings of one show, oldest accepted first.
 
-    Moves each from `pending` to `confirmed` (inserting its BookedSeat rows) or `failed`
-    (with a reason), all in this one transaction. Returns the decided bookings; an empty
+    Moves each from `pending` to `confirmed` (on a paying show `held`, with its deadline),
+    inserting its BookedSeat rows, or to `failed` (with a reason), all in this one
+    transaction. Returns the decided bookings; an empty
     list means nothing of this show is pending.
 
     The show row is locked FOR NO KEY UPDATE first: it serialises deciders of one show even
@@ -118,24 +128,31 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "reference",
             "total",
             "currency",
+            "hold_expires_at",
         )[:limit]
     )
     if not bookings:
         return []
     now = timezone.now()
     held = _decide(bookings=bookings, show=show, now=now)
-    # A reference drawn twice is drawn again (selling.with_unique_references).
+    # A reference drawn twice is drawn again (selling.with_unique_references). The same
+    # statements record the partner webhooks' events (booking.confirmed / booking.failed).
+    events: list[int] = []
     selling.with_unique_references(
-        lambda: booking_sql.write_decisions(
-            show_id=show_id,
-            bookings=bookings,
-            held=held,
-            now=now,
-            write_lines=lambda cursor: selling.write_sales(cursor, bookings),
+        lambda: events.append(
+            booking_sql.write_decisions(
+                show_id=show_id,
+                bookings=bookings,
+                held=held,
+                now=now,
+                write_lines=lambda cursor: selling.write_sales(cursor, bookings),
+            )
         ),
         bookings,
     )
     transaction.on_commit(lambda: metrics.bookings_decided(bookings, now=now))
+    if events and events[-1]:
+        transaction.on_commit(partner_events.dispatch_soon)
     for booking in bookings:
         logger.info(
             "booking decided",
@@ -212,6 +229,7 @@ def booking_record_failed_attempt(*, show_id: int) -> Booking | None:
             now = timezone.now()
             fail(booking, Reason.PROCESSING_ERROR, now)
             booking.save(update_fields=["status", "failure_reason", "decided_at"])
+            partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.FAILED)
             transaction.on_commit(lambda: metrics.bookings_decided([booking], now=now))
             logger.error(
                 "booking failed after repeated decision errors",
