@@ -158,3 +158,13 @@ def forgive_login_attempt(request) -> None:
     if counter:
         _script(_GIVE_BACK)(keys=[counter], client=redis_client())
         setattr(request, _LOGIN_COUNTER_ATTR, None)
+
+
+class WebhookThrottle(_FixedWindowThrottle):
+    """The payment provider's webhook requests per sending address (instead of the anonymous
+    users' limit: a provider delivering a burst of results is not a client to slow down)."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return f"webhook:{self.get_ident(request)}"

@@ -196,8 +196,9 @@ def booking_list(
         bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
     if status:
         bookings = bookings.filter(status=status)
-    # The lines of the page's bookings in one more query, not one per booking.
-    return bookings.prefetch_related("lines").order_by("-created_at", "-sequence")
+    # The lines (and payments, for refunds) of the page's bookings in a query each, not one
+    # per booking.
+    return bookings.prefetch_related("lines", "payments").order_by("-created_at", "-sequence")
 
 
 def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:

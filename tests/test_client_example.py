@@ -56,3 +56,28 @@ def test_the_example_reports_api_errors_with_their_code_and_request_id(live_stac
     assert result.returncode == 1
     assert "401" in result.stderr
     assert "request id" in result.stderr
+
+
+def test_the_example_pays_a_held_booking_and_reports_a_declined_card(live_stack):
+    show = ShowFactory(payment_required=True, screen__rows=2, screen__seats_per_row=4)
+    account = ["--username", "example-payer", "--password", "a-long-passphrase-42", "--signup"]
+
+    paid = run_example(live_stack, *account, "--show", str(show.pk), "--quantity", "2")
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    assert "Held until" in paid.stdout
+    assert "Confirmed: seats" in paid.stdout
+
+    # An asynchronous payment: 202 until the provider's webhook (over HTTP) has decided it.
+    later = run_example(
+        live_stack, *account, "--show", str(show.pk), "--quantity", "1", "--payment-token", "tok_async_ok"
+    )
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert "still deciding" in later.stdout
+
+    declined = run_example(
+        live_stack, *account, "--show", str(show.pk), "--quantity", "1", "--payment-token", "tok_declined"
+    )
+    assert declined.returncode == 5, declined.stdout + declined.stderr
+    assert "Payment declined" in declined.stdout
+    statuses = sorted(Booking.objects.filter(user__username="example-payer").values_list("status", flat=True))
+    assert statuses == ["confirmed", "confirmed", "held"]

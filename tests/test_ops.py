@@ -75,6 +75,8 @@ def test_swagger_json_is_valid_and_lists_every_route(api):
         "/screens/{screen_id}",
         "/bookings",
         "/bookings/{booking_id}",
+        "/bookings/{booking_id}/pay",
+        "/payments/webhook",
         "/users/{user_id}/bookings",
     }
     assert spec["basePath"] == "/api/v1"

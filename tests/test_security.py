@@ -107,6 +107,8 @@ def _env_file(path: Path) -> dict:
         ("JWT_SIGNING_KEY", "change-me"),
         ("METRICS_TOKEN", "change-me"),
         ("METRICS_TOKEN", secrets.token_urlsafe(8)),
+        ("PAYMENT_WEBHOOK_SECRET", "change-me"),
+        ("PAYMENT_WEBHOOK_SECRET", secrets.token_urlsafe(8)),
     ],
     ids=[
         "key-template",
@@ -116,6 +118,8 @@ def _env_file(path: Path) -> dict:
         "jwt-template",
         "metrics-template",
         "metrics-short",
+        "webhook-template",
+        "webhook-short",
     ],
 )
 def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
@@ -147,6 +151,21 @@ def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
     assert result.returncode == 0, result.stderr
 
 
+def test_without_debug_paying_shows_with_the_fake_provider_need_it_explicitly_allowed():
+    """The fake provider takes no money: a production that sells paying shows by default
+    must configure a real provider, or say PAYMENT_FAKE_ALLOWED=1 (a staging site)."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "booking_api.config.settings",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "BOOKING_PAYMENT_REQUIRED": "1",
+        "PAYMENT_PROVIDER": "fake",
+    }
+    refused = _python(SHOW_SETTINGS, **env, PAYMENT_FAKE_ALLOWED="0")
+    assert refused.returncode != 0
+    assert "PAYMENT_PROVIDER=fake" in refused.stderr
+    assert _python(SHOW_SETTINGS, **env, PAYMENT_FAKE_ALLOWED="1").returncode == 0
+
+
 def test_a_copy_of_env_example_does_not_start_without_debug():
     env = _env_file(ROOT / ".env.example")
     assert env["DJANGO_DEBUG"] == "0"
@@ -164,6 +183,9 @@ def test_the_env_that_make_run_writes_is_a_development_profile_that_starts(tmp_p
     env = _env_file(tmp_path / ".env")
     assert env["DEMO_USERS"] == "1"
     assert env["DJANGO_DEBUG"] == "0"
+    # The fake payment provider charges, its webhooks signed with a fresh secret.
+    assert env["PAYMENT_FAKE_ALLOWED"] == "1"
+    assert len(env["PAYMENT_WEBHOOK_SECRET"]) >= 16
     result = _python(
         SHOW_SETTINGS.replace("print(", "print(s.DEMO_USERS, "),
         **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings"},

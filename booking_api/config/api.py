@@ -49,6 +49,9 @@ def rest_framework(env: environ.Env) -> dict:
             "user": env.str("THROTTLE_USER", default="1200/min"),
             # Password guessing is the abuse to stop on login and signup, per client address.
             "auth": env.str("THROTTLE_AUTH", default="60/min"),
+            # The payment provider's webhooks, per sending address: not a user's requests (no
+            # token), and a provider sends in bursts, but still bounded.
+            "webhook": env.str("THROTTLE_WEBHOOK", default="3000/min"),
             # Failed logins per username, from any address (LoginUsernameThrottle).
             "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
         },

@@ -70,6 +70,34 @@ BOOKING_HOLD_MINUTES = _env.float("BOOKING_HOLD_MINUTES", default=10.0)
 # anywhere, late or twice.
 BOOKING_HOLD_SWEEP_SECONDS = _env.float("BOOKING_HOLD_SWEEP_SECONDS", default=2.0)
 
+# --- Payment (CONTRACT "Holds, payment, tickets, admission"; README "Payment") -------------
+# `fake` (development and tests: the contract's tok_* tokens) or the dotted path of a class
+# implementing core.payments.base.PaymentProvider.
+PAYMENT_PROVIDER = _env.str("PAYMENT_PROVIDER", default="fake")
+# The fake provider takes no money: without DEBUG it charges only when this says so (a
+# staging site), so that a production that forgot to configure a provider cannot give
+# tickets away (settings.py refuses to start one that sells paying shows by default).
+PAYMENT_FAKE_ALLOWED = _env.bool("PAYMENT_FAKE_ALLOWED", default=False)
+# The provider's webhooks are HMAC-signed with this; empty refuses every webhook. Without
+# DEBUG a template or short value stops the start (settings.py).
+PAYMENT_WEBHOOK_SECRET = _env.str("PAYMENT_WEBHOOK_SECRET", default="")
+# A webhook signed longer ago than this (or that far in the future) is refused: a replay.
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = _env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# The fake's asynchronous tokens are decided this long after the charge, then POSTed to
+# this URL (this service's own webhook) by a Celery worker.
+PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS = _env.float("PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS", default=1.0)
+PAYMENT_FAKE_WEBHOOK_URL = _env.str(
+    "PAYMENT_FAKE_WEBHOOK_URL", default=f"http://127.0.0.1:{_env.int('PORT', default=8000)}/api/v1/payments/webhook"
+)
+# A payment still unsettled (or a refund not done) this long is looked up at the provider by
+# the reconciliation job, which runs every PAYMENT_RECONCILE_INTERVAL_SECONDS: a crash between
+# the provider's answer and applying it, or a lost webhook, ends confirmed or refunded.
+PAYMENT_RECONCILE_AFTER_SECONDS = _env.float("PAYMENT_RECONCILE_AFTER_SECONDS", default=30.0)
+PAYMENT_RECONCILE_INTERVAL_SECONDS = _env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=10.0)
+# A paid booking cancelled by its user is refunded up to this long before its show starts;
+# later the cancel is refused (409 refund_window_closed). A cancelled show refunds always.
+REFUND_CUTOFF_MINUTES = _env.float("REFUND_CUTOFF_MINUTES", default=60.0)
+
 # --- Partner webhooks (core/services/partner_events.py) ---------------------------------
 # One HTTP attempt waits at most this long (connect, send, read): a slow partner must not
 # hold a worker process.

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings
 
-from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
+from core.models import BookedSeat, Booking, Payment, RefreshTokenFamily, Show
 
 logger = logging.getLogger("core.retention")
 
@@ -36,7 +36,9 @@ def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: 
                 f"WITH doomed AS (SELECT b.id FROM {Booking._meta.db_table} b "  # noqa: S608  # nosec B608
                 f"JOIN {Show._meta.db_table} s ON s.id = b.show_id WHERE s.starts_at < %s AND b.status <> %s "
                 "LIMIT %s FOR UPDATE OF b SKIP LOCKED), "
-                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
+                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)), "
+                # Their payment records go with them (the provider keeps its own accounts).
+                f"paid AS (DELETE FROM {Payment._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
                 f"DELETE FROM {Booking._meta.db_table} WHERE id IN (SELECT id FROM doomed)",
                 [cutoff, str(Booking.Status.PENDING), batch_size],
             )
