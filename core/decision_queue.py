@@ -89,8 +89,10 @@ _SCRIPTS = {
     # Up to ARGV[2] of the shows ready longest, each claimed for the lease (ARGV[1] ms) if
     # its lock (key prefix ARGV[5]) can be taken for this drain's token (ARGV[4]) for
     # ARGV[3] ms, else made ready again at the back of the line; the markers (prefix ARGV[6])
-    # of the claimed shows cleared when they are several (their turn's batch is short: see
-    # core/services/drain.py). Returns {claimed, busy, how many are ready after}, or nil.
+    # of the claimed shows cleared when they are several (as a drain clears a show's marker
+    # before the batch of its turn: core/services/drain.py). Returns {claimed, busy, how
+    # many are ready after}, or nil. The lock and marker keys are built here from their
+    # prefixes, so the script's keys are not all declared: one Redis, never a cluster.
     "claim_many": _NOW
     + """
         local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))

@@ -1,15 +1,18 @@
 """Draining the shows of a bookings queue: one batch per ready show per turn, in turn.
 
 A drain is the decider task woken for a show (core/decision_queue.py). It serves every show
-of that show's bookings queue that is ready, not only its own: it claims the show ready
-longest, takes the show's Redis lock (core/show_lock.py), decides one batch (the show row
-locked in PostgreSQL, oldest accepted first), lets go of the lock and puts the show at the
-back of the line if bookings are left, then claims the next. So one worker process serves
-many shows without a task per show, and a show fed without pause gets one batch per turn
-while every other ready show gets its turn in between. A show alone in the line keeps its
-drain, batch after batch; a drain that runs out of work waits briefly for its last show's
-next booking (BOOKING_DRAIN_LINGER_MS), unless another show is ready or waits in another
-bookings queue.
+of that show's bookings queue that is ready, not only its own. A turn claims up to
+BOOKING_DRAIN_SHOWS_PER_TURN of the shows ready longest and takes their Redis locks
+(core/show_lock.py) in one round trip (a show whose lock another process holds goes to the
+back of the line), decides one batch of each in ONE transaction (the show rows locked in
+PostgreSQL, skipping those another transaction holds; oldest accepted first per show:
+bookings_decide_next), then in one more round trip lets go of the locks and puts each show
+with bookings left (or skipped) at the back of the line. A turn that claims a single show
+decides it alone, as many batches as it has while no other show is ready. So one worker
+process serves many shows without a task, or a transaction, per show, and a show fed without
+pause gets one batch per turn while every other ready show gets its turn in between. A drain
+that runs out of work waits briefly for its last show's next booking
+(BOOKING_DRAIN_LINGER_MS), unless another show is ready or waits in another bookings queue.
 
 A drain stops when no show is ready, or at its deadline (well before the task's soft time
 limit could interrupt a batch) or after its turn while another bookings queue has a wake-up
