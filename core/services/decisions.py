@@ -6,11 +6,11 @@ show row first (FOR NO KEY UPDATE, which leaves new bookings' foreign key checks
 only then the booking rows and their seats. Two transitions touching one booking therefore
 queue on the show row, and whichever commits first wins: none can hold a booking row while
 waiting for a show row another holds, so they never deadlock. A transaction that locks
-several shows (the sweep) takes them in id order. And every bulk status change keeps its
-status condition on the table it updates (`UPDATE booking ... WHERE status = 'pending'`,
-never `WHERE id IN (SELECT ... WHERE status = 'pending')`): after waiting for a row lock,
-PostgreSQL re-checks only the updated row, so a condition in a subquery would be judged on
-the row as it was before the wait.
+several shows (the sweep, a drain's turn of several shows) takes them in id order. And
+every bulk status change keeps its status condition on the table it updates
+(`UPDATE booking ... WHERE status = 'pending'`, never `WHERE id IN (SELECT ... WHERE
+status = 'pending')`): after waiting for a row lock, PostgreSQL re-checks only the updated
+row, so a condition in a subquery would be judged on the row as it was before the wait.
 """
 
 import logging
