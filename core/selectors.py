@@ -129,10 +129,21 @@ def show_screen_and_held(
     The decider calls it once it holds the show's lock, so that a screen resized or a price
     changed while it waited is read as it is now: a join in the locking statement would
     keep the rows of that statement's snapshot."""
-    row = booking_sql.seat_map_row(show_id=show_id, with_prices=with_prices)
-    if row is None:
+    screen = shows_screen_and_held(show_ids=[show_id], with_prices=with_prices).get(show_id)
+    if screen is None:
         raise NotFound("Show not found.")
-    return Layout(row[0], row[1]), set(row[2]), SeatCategories.of(row[3], row[4], row[5]), row[6]
+    return screen
+
+
+def shows_screen_and_held(
+    *, show_ids: Sequence[int], with_prices: bool = False
+) -> dict[int, tuple[Layout, set[str], SeatCategories, list[str] | None]]:
+    """show_screen_and_held of several shows in one statement, by show id (a show that does
+    not exist is left out)."""
+    return {
+        show_id: (Layout(row[0], row[1]), set(row[2]), SeatCategories.of(row[3], row[4], row[5]), row[6])
+        for show_id, row in booking_sql.seat_map_rows(show_ids=show_ids, with_prices=with_prices).items()
+    }
 
 
 def show_seat_map(*, show_id: int) -> dict:

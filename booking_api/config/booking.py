@@ -36,6 +36,10 @@ BOOKING_DRAIN_LINGER_MS = _env.int("BOOKING_DRAIN_LINGER_MS", default=250)
 # A drain that has held its worker this long while another show's wake-up waits queues its
 # show again and lets go, so that a show fed without pause cannot starve the others.
 BOOKING_DRAIN_TURN_SECONDS = _env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
+# A drain's turn claims up to this many ready shows of its queue and decides one batch of
+# each in ONE transaction: with many shows selling at once, a round of the line costs a few
+# transactions instead of one per show (1: one show per transaction).
+BOOKING_DRAIN_SHOWS_PER_TURN = _env.int("BOOKING_DRAIN_SHOWS_PER_TURN", default=32)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = _env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = _env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
