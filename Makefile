@@ -17,6 +17,8 @@ run: install .env
 	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
 	@# ... and the development flag that lets seed_demo create the demo accounts.
 	@grep -q '^DEMO_USERS=' .env || echo "DEMO_USERS=1" >> .env
+	@# ... and the key that signs ticket codes.
+	@grep -q '^TICKET_SIGNING_KEY=' .env || echo "TICKET_SIGNING_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
 	$(PY) manage.py ensure_services
 	$(PY) manage.py release_migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -142,10 +144,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# A development .env with a fresh secret key, Flower password and metrics token (kept out of
+# A development .env with a fresh secret key, ticket signing key, Flower password and metrics token (kept out of
 # git), and DEMO_USERS=1: the demo accounts of `make run` exist only in such a development profile.
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
+	    -e "s|^TICKET_SIGNING_KEY=.*|TICKET_SIGNING_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
 	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(18))')|" \
 	    -e "s|^DEMO_USERS=.*|DEMO_USERS=1|" \
 	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \

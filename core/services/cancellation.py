@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, NotFound
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, BookingLine, Show
 from core.selectors import bookings_visible_to
 from core.services.decisions import Reason, Status, locked_shows
 
@@ -22,8 +22,8 @@ def booking_cancel(*, booking_id, user) -> Booking:
     """Cancel a booking of `user` (staff: anyone's) and free its seats in this transaction.
 
     pending, held or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when
-    the booking is not visible to the user, Conflict when it failed or expired or its show
-    has started.
+    the booking is not visible to the user, Conflict when it failed or expired, its show
+    has started, or one of its tickets was admitted (`ticket_admitted`).
     The booking's show is locked before the booking (the lock order), so a cancel queues
     behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
@@ -41,6 +41,11 @@ def booking_cancel(*, booking_id, user) -> Booking:
         raise Conflict("An expired booking cannot be cancelled.", code="booking_expired")
     if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
+    # Someone is inside on one of its tickets: a cancel (and its refund) would take back a
+    # seat already used. Read under the booking's lock, which a check-in's share lock
+    # conflicts with (core/services/checkins.py), so no admission slips in after this look.
+    if BookingLine.objects.filter(booking_id=booking.pk, admitted_at__isnull=False).exists():
+        raise Conflict("A ticket of this booking was admitted already.", code="ticket_admitted")
     # Deleting the held seats in the same transaction frees them for the very next decision.
     BookedSeat.objects.filter(booking_id=booking.pk).delete()
     booking.status = Status.CANCELLED
