@@ -190,7 +190,7 @@ def booking_tickets(*, booking_id, user) -> list[BookingLine]:
 
 def user_is_scanner(*, user) -> bool:
     """Whether `user` may check tickets in at the door: staff, or a member of the
-    `scanners` group (created by migration 0009; members are added in the admin)."""
+    `scanners` group (created by migration 0010; members are added in the admin)."""
     if not (user and user.is_authenticated and user.is_active):
         return False
     return bool(user.is_staff or user.groups.filter(name=SCANNERS_GROUP).exists())

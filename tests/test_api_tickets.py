@@ -29,7 +29,7 @@ def confirmed(user, show=None, seats=("A1", "A2")):
 
 @pytest.fixture
 def scanner_api():
-    # The group comes with migration 0009; a transactional test elsewhere may have flushed it.
+    # The group comes with migration 0010; a transactional test elsewhere may have flushed it.
     group, _ = Group.objects.get_or_create(name=SCANNERS_GROUP)
     scanner = UserFactory()
     scanner.groups.add(group)
@@ -181,7 +181,7 @@ def test_the_default_check_in_rate_serves_a_busy_door(settings):
 
 
 def test_the_migration_makes_the_scanners_group():
-    migration = importlib.import_module("core.migrations.0009_scanners_group")
+    migration = importlib.import_module("core.migrations.0010_scanners_group")
     from django.apps import apps
 
     Group.objects.filter(name=SCANNERS_GROUP).delete()

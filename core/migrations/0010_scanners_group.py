@@ -20,7 +20,7 @@ def remove_empty_scanners_group(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("core", "0008_holds"),
+        ("core", "0009_partner_webhooks"),
         ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
