@@ -120,6 +120,17 @@ class UserThrottle(_FixedWindowThrottle):
         return None
 
 
+class CheckinThrottle(_FixedWindowThrottle):
+    """Check-ins per scanning account (THROTTLE_CHECKIN), instead of the per-user rate: a
+    door's few accounts scan for a whole queue of people."""
+
+    scope = "checkin"
+
+    def get_cache_key(self, request, view):
+        # Only scanners get here (the permission check runs first): always a user.
+        return f"checkin:{request.user.pk}"
+
+
 class AuthThrottle(_FixedWindowThrottle):
     """Login and signup attempts per client address (password guessing), for the API and
     the admin's login page alike."""

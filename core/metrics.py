@@ -90,6 +90,8 @@ LOCK_BUSY = Counter("booking_show_lock_busy", "Drains that found their show's lo
 TASK_RETRIES = Counter("booking_task_retries", "Decision tasks retried later, by reason.", ["reason"])
 LOCK_LOST = Counter("booking_show_lock_lost", "Drains that stopped because their show lock expired.")
 RECOVERY_REQUEUES = Counter("booking_recovery_requeued_shows", "Shows re-queued by the recovery job.")
+TICKET_CHECKINS = Counter("booking_checkins", "Ticket scans at the door, by outcome.", ["outcome"])
+CHECKIN_OUTCOMES = ("admitted", "already_admitted", "ticket_void", "not_found")
 
 
 # Labels taken from a request come from closed sets: a client choosing the method (any token
@@ -142,6 +144,11 @@ def bookings_cancelled(count: int, *, by: str) -> None:
         BOOKING_CANCELLATIONS.labels(by=by).inc(count)
 
 
+def ticket_checked_in(*, outcome: str) -> None:
+    """One scan at the door: one of CHECKIN_OUTCOMES."""
+    TICKET_CHECKINS.labels(outcome=outcome).inc()
+
+
 def _declare_series() -> None:
     # Every outcome exists from the start at 0, so rates and alerts work before the first event.
     for kind in ("seats", "quantity"):
@@ -156,6 +163,8 @@ def _declare_series() -> None:
         TASK_RETRIES.labels(reason=reason)
     for by in ("user", "show"):
         BOOKING_CANCELLATIONS.labels(by=by)
+    for outcome in CHECKIN_OUTCOMES:
+        TICKET_CHECKINS.labels(outcome=outcome)
 
 
 _declare_series()

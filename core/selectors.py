@@ -13,9 +13,12 @@ from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from core import booking_sql, references
-from core.exceptions import NotFound
-from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.exceptions import Conflict, NotFound
+from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, BookingLine, Movie, Screen, Show, ShowPrice
 from core.seating import Layout, SeatCategories
+
+# The group whose members may check tickets in (POST /checkins) without being staff.
+SCANNERS_GROUP = "scanners"
 
 MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
 
@@ -177,6 +180,31 @@ def booking_get(*, booking_id, user) -> Booking:
         raise NotFound("Booking not found.")
     bookings_set_queue_positions(bookings=[booking])
     return booking
+
+
+def booking_tickets(*, booking_id, user) -> list[BookingLine]:
+    """The tickets (lines, one per seat) of a confirmed booking `user` may see, in seat
+    order of the sale. Raises NotFound as booking_get does, and Conflict
+    (`booking_not_confirmed`) for a booking in any other status: only a confirmed booking's
+    tickets admit anyone."""
+    booking = bookings_visible_to(user=user).filter(pk=booking_id).only("id", "status").first()
+    if booking is None:
+        raise NotFound("Booking not found.")
+    if booking.status != Booking.Status.CONFIRMED:
+        raise Conflict(
+            f"Tickets are issued for confirmed bookings only; this one is {booking.status}.",
+            code="booking_not_confirmed",
+            details={"status": str(booking.status)},
+        )
+    return list(BookingLine.objects.filter(booking_id=booking.pk).order_by("id"))
+
+
+def user_is_scanner(*, user) -> bool:
+    """Whether `user` may check tickets in at the door: staff, or a member of the
+    `scanners` group (created by migration 0010; members are added in the admin)."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return bool(user.is_staff or user.groups.filter(name=SCANNERS_GROUP).exists())
 
 
 def bookings_set_queue_positions(*, bookings: Sequence[Booking]) -> None:

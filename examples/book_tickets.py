@@ -18,7 +18,9 @@ What it shows:
   5. on a show that takes payment, the booking is `held` until paid: pay it with an
      Idempotency-Key (one charge however often it is retried): 200 paid, 202 the provider
      still deciding (ask again with the same key), 402 declined, 409 hold_expired;
-  6. handle every final status: confirmed, failed (with its reason), cancelled and expired.
+  6. handle every final status: confirmed, failed (with its reason), cancelled and expired;
+  7. once confirmed, fetch the tickets: one signed code per seat and the URL of its QR code
+     image (what the holder shows at the door; the image needs no token).
 
 Exit status: 0 confirmed, 2 failed, 3 cancelled, 4 still pending when --timeout ran out (poll
 the same booking again later: it will be decided), 5 payment declined (the booking stays
@@ -164,6 +166,10 @@ class Client:
         )
         return booking, headers["Location"], retry_after_seconds(headers)
 
+    def tickets(self, booking_id: str) -> list[dict]:
+        """The tickets of a confirmed booking: [{"seat", "ticket_type", "code", "qr"}]."""
+        return self.call("GET", f"/api/v1/bookings/{booking_id}/tickets")[2]
+
     def wait_until_decided(self, location: str, retry_after: float, *, timeout: float) -> dict:
         return poll_until_final(
             lambda: self.call("GET", location)[1:],
@@ -282,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     status = booking["status"]
     if status == "confirmed":
         print(f"Confirmed: seats {', '.join(booking['seats'])} (booking {booking['id']}).")
+        try:
+            for ticket in client.tickets(booking["id"]):
+                # The code is the ticket: keep it safe, show it (or its QR code) at the door.
+                print(f"  Ticket {ticket['seat']} ({ticket['ticket_type']}): {ticket['code']}  QR {ticket['qr']}")
+        except ApiError as error:
+            print(f"Error fetching the tickets: {error} (request id {error.request_id})", file=sys.stderr)
+            return 1
         return 0
     if status == "expired":
         print("Expired: the hold ran out before it was paid; its seats are free again.")

@@ -7,6 +7,7 @@ import os
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("TICKET_SIGNING_KEY", "test-ticket-signing-key-not-for-production-0123456789")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tests fire many requests from one address; rate limits have tests of their own.
 os.environ.setdefault("THROTTLE_ANON", "100000/min")

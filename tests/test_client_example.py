@@ -3,8 +3,10 @@
 import subprocess
 import sys
 
+import httpx
 import pytest
 
+from core import tickets
 from core.models import Booking
 from tests.factories import ShowFactory
 from tests.harness.procs import ROOT
@@ -32,6 +34,16 @@ def test_the_example_signs_up_books_polls_and_reports_each_final_status(live_sta
     assert booked.returncode == 0, booked.stdout + booked.stderr
     assert "signing up" in booked.stdout
     assert "Confirmed: seats" in booked.stdout
+    # Its tickets: one per seat, each code with the URL of its QR code, which loads without a token.
+    ticket_lines = [line for line in booked.stdout.splitlines() if line.strip().startswith("Ticket ")]
+    assert len(ticket_lines) == 2
+    for line in ticket_lines:
+        code, qr = line.split(": ", 1)[1].split("  QR ")
+        assert tickets.ticket_id_from_code(code) is not None
+        assert qr == f"{live_stack.base_url}/api/v1/tickets/{code}/qr.png"
+        with httpx.Client() as anonymous:
+            image = anonymous.get(qr)
+        assert (image.status_code, image.headers["content-type"]) == (200, "image/png")
 
     # The same user again (now logging in), asking for a seat the first booking holds.
     mine = Booking.objects.get(user__username="example-author")

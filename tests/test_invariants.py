@@ -54,6 +54,11 @@ def test_a_correct_show_has_no_violations(decided):
         ("UPDATE core_booking SET decided_at = decided_at - interval '1 hour' WHERE quantity = 1", "decision order"),
         ("UPDATE core_booking SET total = total + 1 WHERE status = 'confirmed'", "reference, lines or total"),
         ("UPDATE core_bookingline SET amount = amount + 1", "line at"),
+        (
+            "UPDATE core_bookingline SET admitted_at = now();"
+            " UPDATE core_booking SET status = 'cancelled' WHERE seats = '{A1,A2}'",
+            "yet its ticket A1 was admitted",
+        ),
     ],
 )
 def test_each_broken_guarantee_is_named(decided, corruption, named):

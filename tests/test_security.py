@@ -109,6 +109,11 @@ def _env_file(path: Path) -> dict:
         ("METRICS_TOKEN", secrets.token_urlsafe(8)),
         ("PAYMENT_WEBHOOK_SECRET", "change-me"),
         ("PAYMENT_WEBHOOK_SECRET", secrets.token_urlsafe(8)),
+        ("TICKET_SIGNING_KEY", ""),
+        ("TICKET_SIGNING_KEY", "change-me"),
+        ("TICKET_SIGNING_KEY", "dev-insecure-ticket-signing-key-only-for-debug-runs"),
+        ("TICKET_SIGNING_KEY", secrets.token_urlsafe(30)),
+        ("TICKET_SIGNING_KEYS_PREVIOUS", f"{secrets.token_urlsafe(50)},change-me"),
     ],
     ids=[
         "key-template",
@@ -120,6 +125,11 @@ def _env_file(path: Path) -> dict:
         "metrics-short",
         "webhook-template",
         "webhook-short",
+        "ticket-missing",
+        "ticket-template",
+        "ticket-dev-default",
+        "ticket-short",
+        "ticket-previous-template",
     ],
 )
 def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
@@ -139,6 +149,21 @@ def test_with_debug_the_template_values_are_allowed_for_development():
         METRICS_TOKEN="change-me",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_with_debug_the_ticket_key_has_a_development_default():
+    code = SHOW_SETTINGS.replace("print(", "print(s.TICKET_SIGNING_KEY.startswith('dev-insecure'), ")
+    env = {k: v for k, v in _clean_env().items() if not k.startswith("TICKET_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings", "DJANGO_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "True"
 
 
 def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():

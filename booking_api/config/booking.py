@@ -63,6 +63,11 @@ BOOKING_MAX_SEATS_PER_USER_PER_SHOW = _env.int("BOOKING_MAX_SEATS_PER_USER_PER_S
 # A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
 BOOKING_MAX_PENDING_PER_USER = _env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
 
+# --- Tickets ----------------------------------------------------------------------------
+# How long a browser may keep a ticket's QR code image (seconds): it never changes, and the
+# holder reopens it at the door, perhaps offline. `private`: no shared cache stores it.
+TICKET_QR_MAX_AGE = _env.int("TICKET_QR_MAX_AGE", default=86400)
+
 # --- Holds (CONTRACT "Holds, payment, tickets, admission") --------------------------------
 # The default of a new show's `payment_required`: such a show sells in two steps, a won
 # booking is `held` until paid. Off, so that a deployment that takes no payment sells as v1.

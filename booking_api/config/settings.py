@@ -204,6 +204,18 @@ if not DEBUG and booking.BOOKING_PAYMENT_REQUIRED and PAYMENT_PROVIDER == "fake"
         "BOOKING_PAYMENT_REQUIRED=1 with PAYMENT_PROVIDER=fake takes no money; configure a real provider "
         "(README 'Plugging in a real payment provider') or set PAYMENT_FAKE_ALLOWED=1 on a staging site."
     )
+# --- Tickets ----------------------------------------------------------------------------
+
+# Signs the ticket codes (core/tickets.py). Its own secret, not DJANGO_SECRET_KEY: rotating
+# the Django key (sessions, password resets) must not void every ticket sold, and a ticket
+# key is rotated on its own schedule. Required without DEBUG (checked below); a fixed
+# development key otherwise.
+TICKET_SIGNING_KEY = env.str(
+    "TICKET_SIGNING_KEY", default="dev-insecure-ticket-signing-key-only-for-debug-runs" if DEBUG else ""
+)
+# Rotation: former keys, comma-separated, still accepted at the door (never used to sign).
+# Drop one once the shows its tickets were sold for have passed.
+TICKET_SIGNING_KEYS_PREVIOUS = env.list("TICKET_SIGNING_KEYS_PREVIOUS", default=[])
 
 # --- Secrets ----------------------------------------------------------------------------
 
@@ -217,9 +229,15 @@ if not DEBUG:
         ("METRICS_TOKEN", METRICS_TOKEN or "", secrets_policy.TOKEN_MIN_LENGTH),
         # Empty is allowed: every webhook is then refused (a deployment that takes no payment).
         ("PAYMENT_WEBHOOK_SECRET", PAYMENT_WEBHOOK_SECRET, secrets_policy.TOKEN_MIN_LENGTH),
+        # Required: without it no ticket could be issued or checked in.
+        ("TICKET_SIGNING_KEY", TICKET_SIGNING_KEY, secrets_policy.SECRET_KEY_MIN_LENGTH),
+        *(
+            ("TICKET_SIGNING_KEYS_PREVIOUS", key, secrets_policy.SECRET_KEY_MIN_LENGTH)
+            for key in TICKET_SIGNING_KEYS_PREVIOUS
+        ),
     ):
         _weakness = _value and secrets_policy.weakness(_value, min_length=_min_length)
-        if _weakness or (_name == "DJANGO_SECRET_KEY" and not _value):
+        if _weakness or (_name in ("DJANGO_SECRET_KEY", "TICKET_SIGNING_KEY") and not _value):
             raise ImproperlyConfigured(
                 f"{_name} {_weakness or 'is empty'}; set a random value "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(50))') or DJANGO_DEBUG=1 for development."

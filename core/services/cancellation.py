@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, NotFound
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, BookingLine, Show
 from core.selectors import bookings_visible_to
 from core.services import partner_events
 from core.services.decisions import Reason, Status, locked_shows
@@ -25,9 +25,9 @@ def booking_cancel(*, booking_id, user) -> Booking:
 
     pending, held or confirmed -> cancelled; cancelled stays as it is; a paid booking's
     charge is refunded (core.services.payments). Raises NotFound when the booking is not
-    visible to the user, Conflict when it failed or expired or its show has started, or
-    (`refund_window_closed`) when it is paid and its show starts within
-    REFUND_CUTOFF_MINUTES.
+    visible to the user, Conflict when it failed or expired, its show has started, one of its
+    tickets was admitted (`ticket_admitted`), or (`refund_window_closed`) when it is paid and
+    its show starts within REFUND_CUTOFF_MINUTES.
     The booking's show is locked before the booking (the lock order), so a cancel queues
     behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
@@ -45,6 +45,11 @@ def booking_cancel(*, booking_id, user) -> Booking:
         raise Conflict("An expired booking cannot be cancelled.", code="booking_expired")
     if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
+    # Someone is inside on one of its tickets: a cancel (and its refund) would take back a
+    # seat already used. Read under the booking's lock, which a check-in's share lock
+    # conflicts with (core/services/checkins.py), so no admission slips in after this look.
+    if BookingLine.objects.filter(booking_id=booking.pk, admitted_at__isnull=False).exists():
+        raise Conflict("A ticket of this booking was admitted already.", code="ticket_admitted")
     now = timezone.now()
     # A paid booking's charge is refunded (after this commits), or the cancel refused past the
     # refund cutoff.

@@ -20,7 +20,9 @@ final states they polled):
 - selling: no user holds more than BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show
   (the replay applies the limit too, and the screen's seat categories); a confirmed booking
   has a unique reference and one line per held seat at the show's price for its ticket type
-  and seat category, and its total is their sum.
+  and seat category, and its total is their sum;
+- tickets: an admitted ticket belongs to a confirmed booking (a cancel never takes back a
+  used ticket, a void ticket never admits).
 
 `conn` is any DB-API connection whose cursors are context managers and take %s parameters:
 Django's `connection` or a psycopg2 connection to a private cluster.
@@ -136,6 +138,7 @@ def show_violations(
         if not violations:
             violations += _serial_replay(show_id, bookings, requests, layout=layout, categories=categories)
     violations += _selling_violations(conn, show_id)
+    violations += ticket_violations(conn, show_id)
     if timings:
         violations += _first_accepted_first_decided([b[0] for b in bookings], timings)
     statuses = Counter(b[1] for b in bookings)
@@ -149,6 +152,18 @@ def show_violations(
         "sold_out": held == capacity,
     }
     return violations, facts
+
+
+def ticket_violations(conn, show_id: int) -> list[str]:
+    """Admitted tickets of the show whose booking is not confirmed."""
+    void = rows(
+        conn,
+        "SELECT line.booking_id::text, booking.status, line.seat_label FROM core_bookingline line"
+        " JOIN core_booking booking ON booking.id = line.booking_id"
+        " WHERE booking.show_id = %s AND line.admitted_at IS NOT NULL AND booking.status <> 'confirmed'",
+        show_id,
+    )
+    return [f"booking {pk}: {status}, yet its ticket {seat} was admitted" for pk, status, seat in void]
 
 
 def check_guarantees(conn, requests: dict[str, dict], *, timings: dict | None = None) -> dict:
