@@ -10,14 +10,14 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings
 
-from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
+from core.models import BookedSeat, Booking, BookingLine, RefreshTokenFamily, Show
 
 logger = logging.getLogger("core.retention")
 
 
 def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: float = 60) -> int:
     """Delete the bookings of shows that started more than `retention_days` ago, with their
-    held seats, `batch_size` bookings per transaction, until none is left or `budget_seconds`
+    held seats and sold lines, `batch_size` bookings per transaction, until none is left or `budget_seconds`
     have passed (the next run goes on). 0 days keeps everything. Returns how many went.
 
     Pending bookings are left alone (the recovery job fails them first), and rows another
@@ -36,7 +36,8 @@ def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: 
                 f"WITH doomed AS (SELECT b.id FROM {Booking._meta.db_table} b "  # noqa: S608  # nosec B608
                 f"JOIN {Show._meta.db_table} s ON s.id = b.show_id WHERE s.starts_at < %s AND b.status <> %s "
                 "LIMIT %s FOR UPDATE OF b SKIP LOCKED), "
-                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
+                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)), "
+                f"lines AS (DELETE FROM {BookingLine._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
                 f"DELETE FROM {Booking._meta.db_table} WHERE id IN (SELECT id FROM doomed)",
                 [cutoff, str(Booking.Status.PENDING), batch_size],
             )
