@@ -13,6 +13,7 @@ from core.exceptions import Conflict, NotFound
 from core.models import BookedSeat, Booking, Show
 from core.selectors import bookings_visible_to
 from core.services.decisions import Reason, Status, locked_shows
+from core.services.waitlist import waitlist_offer_freed
 
 logger = logging.getLogger("core.bookings")
 
@@ -21,7 +22,9 @@ logger = logging.getLogger("core.bookings")
 def booking_cancel(*, booking_id, user) -> Booking:
     """Cancel a booking of `user` (staff: anyone's) and free its seats in this transaction.
 
-    pending, held or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when
+    pending, held or confirmed -> cancelled; cancelled stays as it is. The seats it held are
+    offered to the show's waiting list in this transaction (core/services/waitlist.py).
+    Raises NotFound when
     the booking is not visible to the user, Conflict when it failed or expired or its show
     has started.
     The booking's show is locked before the booking (the lock order), so a cancel queues
@@ -41,11 +44,13 @@ def booking_cancel(*, booking_id, user) -> Booking:
         raise Conflict("An expired booking cannot be cancelled.", code="booking_expired")
     if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
-    # Deleting the held seats in the same transaction frees them for the very next decision.
-    BookedSeat.objects.filter(booking_id=booking.pk).delete()
+    # Deleting the held seats in the same transaction frees them for the very next decision,
+    # after the waiting list (CONTRACT: freed seats are offered to it first).
+    freed, _ = BookedSeat.objects.filter(booking_id=booking.pk).delete()
     booking.status = Status.CANCELLED
     booking.cancelled_at = timezone.now()
     booking.save(update_fields=["status", "cancelled_at"])
+    waitlist_offer_freed(show=show, freed=freed, now=booking.cancelled_at)
     transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking

@@ -19,6 +19,7 @@ from core.exceptions import Conflict, ValidationFailed
 from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
 from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
+from core.services.waitlist import waitlist_close_show
 
 logger = logging.getLogger("core.catalogue")
 
@@ -307,7 +308,8 @@ def show_update(*, show: Show, **fields) -> Show:
 @transaction.atomic
 def show_cancel(*, show: Show) -> Show:
     """Cancel a show: its pending bookings fail (`show_cancelled`), its held and confirmed
-    ones are cancelled and their seats freed, all in one transaction.
+    ones are cancelled and their seats freed, and its waiting list closes, all in one
+    transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
     core.services.decisions), so no decision, cancel or sweep of this show can interleave
@@ -326,6 +328,7 @@ def show_cancel(*, show: Show) -> Show:
     )
     BookedSeat.objects.filter(show=show).delete()
     cancelled = live.filter(status__in=SEAT_HOLDING_STATUSES).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    waitlist_close_show(show_id=show.pk, now=now)
     transaction.on_commit(lambda: metrics.bookings_failed(failed, reason=Booking.FailureReason.SHOW_CANCELLED))
     transaction.on_commit(lambda: metrics.bookings_cancelled(cancelled, by="show"))
     logger.info(
