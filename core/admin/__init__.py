@@ -7,4 +7,4 @@ shrink under held seats, a deactivated movie stops selling); a refusal is a form
 """
 
 # Importing the modules registers their ModelAdmins.
-from core.admin import bookings, catalogue  # noqa: F401
+from core.admin import bookings, catalogue, waitlist  # noqa: F401
