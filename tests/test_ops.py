@@ -75,7 +75,11 @@ def test_swagger_json_is_valid_and_lists_every_route(api):
         "/screens/{screen_id}",
         "/bookings",
         "/bookings/{booking_id}",
+        "/bookings/{booking_id}/confirm",
         "/users/{user_id}/bookings",
+        "/shows/{show_id}/waitlist",
+        "/waitlist",
+        "/waitlist/{entry_id}",
     }
     assert spec["basePath"] == "/api/v1"
     assert spec["securityDefinitions"]["Bearer"]["in"] == "header"
