@@ -16,6 +16,7 @@ from core.models.bookings import (
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
 from core.models.waitlist import WaitlistEntry
+from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "BOOKING_SEQUENCE",
@@ -31,4 +32,7 @@ __all__ = [
     "ShowPrice",
     "TsTzRange",
     "WaitlistEntry",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

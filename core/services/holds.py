@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.models import BookedSeat, Booking
+from core.services import partner_events
 from core.services.decisions import Status, locked_shows
 from core.services.waitlist import waitlist_offer_freed
 
@@ -53,6 +54,7 @@ def holds_expire_show(*, show_id: int, now: datetime) -> list[Booking]:
     ids = [booking.pk for booking in bookings]
     freed, _ = BookedSeat.objects.filter(booking_id__in=ids).delete()
     Booking.objects.filter(pk__in=ids, status=Status.HELD).update(status=Status.EXPIRED)
+    partner_events.booking_events_record(bookings=ids, event=partner_events.Event.EXPIRED)
     for booking in bookings:
         booking.status = Status.EXPIRED
     # The freed seats go to the waiting list first; an expired offer passes to the next entry.

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0008_holds'),
+        ('core', '0009_partner_webhooks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
