@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import selectors
 from core.exceptions import Conflict, NotFound, ValidationFailed
-from core.models import BookedSeat, Booking, WaitlistEntry
+from core.models import BookedSeat, Booking, WaitlistEntry, WebhookDelivery, WebhookEndpoint
 from core.services.cancellation import booking_cancel
 from core.services.catalogue import show_cancel
 from core.services.decisions import booking_decide_batch
@@ -268,6 +268,26 @@ def test_a_free_shows_offer_is_taken_by_confirming_it():
     # An accepted offer cancelled later stays accepted.
     booking_cancel(booking_id=offer.pk, user=offer.user)
     assert state(first.pk) == ("accepted", None)
+
+
+@pytest.mark.django_db
+def test_partners_hear_of_an_offer_once_it_is_taken_or_missed():
+    WebhookEndpoint.objects.create(name="partner", url="http://127.0.0.1:9/hook", secret="k")
+    show = small_show()
+    leaving, other = sold_out(show)
+    taker = waitlist_join(user_id=UserFactory().pk, show_id=show.pk, quantity=2)
+    misser = waitlist_join(user_id=UserFactory().pk, show_id=show.pk, quantity=2)
+    booking_cancel(booking_id=leaving.pk, user=leaving.user)
+    booking_cancel(booking_id=other.pk, user=other.user)
+    taken, missed = offer_of(taker.pk), offer_of(misser.pk)
+    # A hold is no event (its payment or confirmation is).
+    assert not WebhookDelivery.objects.filter(booking_id__in=[taken.pk, missed.pk]).exists()
+    booking_confirm_offer(booking_id=taken.pk, user=taken.user)
+    overdue(missed)
+    holds_expire_due()
+    deliveries = WebhookDelivery.objects.filter(booking_id__in=[taken.pk, missed.pk])
+    events = dict(deliveries.values_list("booking_id", "event"))
+    assert events == {taken.pk: "booking.confirmed", missed.pk: "booking.expired"}
 
 
 @pytest.mark.django_db

@@ -30,7 +30,7 @@ from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.models import BookedSeat, Booking, Show, WaitlistEntry
 from core.seating import STANDARD
 from core.selectors import bookings_visible_to, show_screen_and_held, waitlist_entry_get
-from core.services import selling
+from core.services import partner_events, selling
 from core.services.decisions import Status, locked_shows, win
 
 logger = logging.getLogger("core.bookings")
@@ -247,5 +247,6 @@ def booking_confirm_offer(*, booking_id, user) -> Booking:
         raise Conflict("The show has already started.", code="show_started")
     booking.status, booking.confirmed_at = Status.CONFIRMED, now
     booking.save(update_fields=["status", "confirmed_at"])
+    partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CONFIRMED)
     logger.info("waiting list offer confirmed", extra={"booking_id": str(booking.pk), "show_id": show.pk})
     return booking
