@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from booking_api import admin_login
 from booking_api.metrics import metrics_view
 from booking_api.openapi import API_INFO, SchemaGenerator
-from booking_api.views import auth, bookings, catalogue, ops, payments, tickets
+from booking_api.views import auth, bookings, catalogue, ops, payments, tickets, waitlist
 from core.admin import box_office
 
 
@@ -54,6 +54,11 @@ api_v1 = [
     *route("users/<id:user_id>/bookings", bookings.UserBookingListApi.as_view(), "user-bookings"),
     *route("tickets/<str:code>/qr.png", tickets.TicketQrApi.as_view(), "ticket-qr"),
     *route("checkins", tickets.CheckinCreateApi.as_view(), "checkin-list"),
+    *route("bookings/<uuid:booking_id>/confirm", bookings.BookingConfirmApi.as_view(), "booking-confirm"),
+    *route("users/<id:user_id>/bookings", bookings.UserBookingListApi.as_view(), "user-bookings"),
+    *route("shows/<id:show_id>/waitlist", waitlist.ShowWaitlistJoinApi.as_view(), "show-waitlist"),
+    *route("waitlist", waitlist.WaitlistListApi.as_view(), "waitlist-list"),
+    *route("waitlist/<id:entry_id>", waitlist.WaitlistDetailApi.as_view(), "waitlist-detail"),
 ]
 
 schema_view = get_schema_view(

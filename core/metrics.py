@@ -80,6 +80,7 @@ BOOKING_DECISIONS = Counter(
     ["outcome", "reason"],
 )
 BOOKING_HOLDS_EXPIRED = Counter("booking_holds_expired", "Held bookings that expired unpaid, their seats freed.")
+WAITLIST_OFFERS = Counter("booking_waitlist_offers", "Held bookings offered to waiting-list entries from freed seats.")
 BOOKING_DECISION_LATENCY = Histogram(
     "booking_decision_latency_seconds",
     "Time from a booking's acceptance to its decision by a worker.",
@@ -137,6 +138,12 @@ def bookings_expired(count: int) -> None:
     """Count held bookings that expired unpaid."""
     if count:
         BOOKING_HOLDS_EXPIRED.inc(count)
+
+
+def waitlist_offered(count: int) -> None:
+    """Count waiting-list offers made (held bookings from freed seats)."""
+    if count:
+        WAITLIST_OFFERS.inc(count)
 
 
 def bookings_cancelled(count: int, *, by: str) -> None:

@@ -14,7 +14,17 @@ from django.utils import timezone
 
 from core import booking_sql, references
 from core.exceptions import Conflict, NotFound
-from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, BookingLine, Movie, Screen, Show, ShowPrice
+from core.models import (
+    SEAT_HOLDING_STATUSES,
+    BookedSeat,
+    Booking,
+    BookingLine,
+    Movie,
+    Screen,
+    Show,
+    ShowPrice,
+    WaitlistEntry,
+)
 from core.seating import Layout, SeatCategories
 
 # The group whose members may check tickets in (POST /checkins) without being staff.
@@ -314,3 +324,32 @@ def table_row_estimate(model) -> int:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
         row = cursor.fetchone()
     return row[0] if row else -1
+
+
+def waitlist_with_positions(entries: QuerySet[WaitlistEntry]) -> QuerySet[WaitlistEntry]:
+    """Annotate `entries_ahead` (read by WaitlistEntry.position): the waiting entries of the
+    same show before each one, counted on the show's queue index (waitlist_waiting_show_idx)."""
+    ahead = (
+        WaitlistEntry.objects.filter(
+            show_id=OuterRef("show_id"), status=WaitlistEntry.Status.WAITING, pk__lt=OuterRef("pk")
+        )
+        .order_by()
+        .values("show_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return entries.annotate(entries_ahead=Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)))
+
+
+def waitlist_list(*, user_id: int) -> QuerySet[WaitlistEntry]:
+    """A user's waiting-list entries, newest first, with their positions and offers."""
+    entries = WaitlistEntry.objects.filter(user_id=user_id).select_related("booking", "show")
+    return waitlist_with_positions(entries).order_by("-created_at", "-id")
+
+
+def waitlist_entry_get(*, entry_id: int, user_id: int) -> WaitlistEntry:
+    """One entry of the user, with its position. Raises NotFound."""
+    entry = waitlist_list(user_id=user_id).filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound("Waiting-list entry not found.")
+    return entry

@@ -81,6 +81,10 @@ def test_swagger_json_is_valid_and_lists_every_route(api):
         "/bookings/{booking_id}/tickets",
         "/tickets/{code}/qr.png",
         "/checkins",
+        "/bookings/{booking_id}/confirm",
+        "/shows/{show_id}/waitlist",
+        "/waitlist",
+        "/waitlist/{entry_id}",
     }
     assert spec["basePath"] == "/api/v1"
     assert spec["securityDefinitions"]["Bearer"]["in"] == "header"

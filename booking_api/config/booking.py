@@ -72,8 +72,12 @@ TICKET_QR_MAX_AGE = _env.int("TICKET_QR_MAX_AGE", default=86400)
 # The default of a new show's `payment_required`: such a show sells in two steps, a won
 # booking is `held` until paid. Off, so that a deployment that takes no payment sells as v1.
 BOOKING_PAYMENT_REQUIRED = _env.bool("BOOKING_PAYMENT_REQUIRED", default=False)
-# How long a held booking keeps its seats unpaid (and a waiting-list offer stays open).
+# How long a held booking keeps its seats unpaid.
 BOOKING_HOLD_MINUTES = _env.float("BOOKING_HOLD_MINUTES", default=10.0)
+# How long a waiting-list offer stays open (core/services/waitlist.py): a customer who was
+# not at the screen when the seats came free needs a moment to notice; past it the seats
+# pass to the next entry. By default as long as a hold.
+WAITLIST_OFFER_MINUTES = _env.float("WAITLIST_OFFER_MINUTES", default=BOOKING_HOLD_MINUTES)
 # How often the hold expiry job runs: an unpaid hold's seats are free within about this
 # long after its deadline. The deadline itself is a PostgreSQL column, so the job may run
 # anywhere, late or twice.

@@ -16,6 +16,7 @@ from core.models.bookings import (
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
 from core.models.payments import FakeCharge, Payment, PaymentEvent
+from core.models.waitlist import WaitlistEntry
 from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WaitlistEntry",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

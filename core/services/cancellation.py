@@ -15,6 +15,7 @@ from core.selectors import bookings_visible_to
 from core.services import partner_events
 from core.services.decisions import Reason, Status, locked_shows
 from core.services.payments import payment_refund_for_cancel
+from core.services.waitlist import waitlist_offer_freed
 
 logger = logging.getLogger("core.bookings")
 
@@ -24,10 +25,11 @@ def booking_cancel(*, booking_id, user) -> Booking:
     """Cancel a booking of `user` (staff: anyone's) and free its seats in this transaction.
 
     pending, held or confirmed -> cancelled; cancelled stays as it is; a paid booking's
-    charge is refunded (core.services.payments). Raises NotFound when the booking is not
-    visible to the user, Conflict when it failed or expired, its show has started, one of its
-    tickets was admitted (`ticket_admitted`), or (`refund_window_closed`) when it is paid and
-    its show starts within REFUND_CUTOFF_MINUTES.
+    charge is refunded (core.services.payments), and the seats it held are offered to the
+    show's waiting list in this transaction (core/services/waitlist.py). Raises NotFound
+    when the booking is not visible to the user, Conflict when it failed or expired, its show
+    has started, one of its tickets was admitted (`ticket_admitted`), or
+    (`refund_window_closed`) when it is paid and its show starts within REFUND_CUTOFF_MINUTES.
     The booking's show is locked before the booking (the lock order), so a cancel queues
     behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
@@ -54,14 +56,16 @@ def booking_cancel(*, booking_id, user) -> Booking:
     # A paid booking's charge is refunded (after this commits), or the cancel refused past the
     # refund cutoff.
     refund = payment_refund_for_cancel(booking=booking, show=show, now=now)
-    # Deleting the held seats in the same transaction frees them for the very next decision.
-    BookedSeat.objects.filter(booking_id=booking.pk).delete()
+    # Deleting the held seats in the same transaction frees them for the very next decision,
+    # after the waiting list (CONTRACT: freed seats are offered to it first).
+    freed, _ = BookedSeat.objects.filter(booking_id=booking.pk).delete()
     booking.status = Status.CANCELLED
     booking.cancelled_at = now
     booking.save(update_fields=["status", "cancelled_at"])
     partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CANCELLED)
     if refund is not None:
         partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.REFUNDED)
+    waitlist_offer_freed(show=show, freed=freed, now=now)
     transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking

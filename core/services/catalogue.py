@@ -21,6 +21,7 @@ from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
 from core.services import partner_events
 from core.services.payments import payments_refund_for_show
+from core.services.waitlist import waitlist_close_show
 
 logger = logging.getLogger("core.catalogue")
 
@@ -309,8 +310,8 @@ def show_update(*, show: Show, **fields) -> Show:
 @transaction.atomic
 def show_cancel(*, show: Show) -> Show:
     """Cancel a show: its pending bookings fail (`show_cancelled`), its held and confirmed
-    ones are cancelled and their seats freed, and their charges refunded (refund_pending
-    here, the provider after the commit), all in one transaction.
+    ones are cancelled and their seats freed, their charges refunded (refund_pending here, the
+    provider after the commit), and its waiting list closes, all in one transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
     core.services.decisions), so no decision, cancel or sweep of this show can interleave
@@ -329,6 +330,7 @@ def show_cancel(*, show: Show) -> Show:
     )
     BookedSeat.objects.filter(show=show).delete()
     cancelled = live.filter(status__in=SEAT_HOLDING_STATUSES).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    waitlist_close_show(show_id=show.pk, now=now)
     # Partner webhooks: the rows the two updates set, named by what they set.
     if failed:
         partner_events.booking_events_record(

@@ -48,15 +48,18 @@ def fail(booking: Booking, reason: str, now: datetime) -> None:
     booking.decided_at = now
 
 
-def win(booking: Booking, *, show: Show, labels: list[str], now: datetime) -> None:
-    """A booking that gets its seats: confirmed, or on a paying show held until paid."""
-    booking.status = Status.HELD if show.payment_required else Status.CONFIRMED
+def win(booking: Booking, *, show: Show, labels: list[str], now: datetime, hold: timedelta | None = None) -> None:
+    """A booking that gets its seats: confirmed, or held until `now + hold` (a paying show
+    holds its winners for BOOKING_HOLD_MINUTES; a waiting-list offer gives its own `hold`)."""
+    if hold is None and show.payment_required:
+        hold = timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+    booking.status = Status.CONFIRMED if hold is None else Status.HELD
     booking.seats = labels
     booking.decided_at = now
-    if show.payment_required:
-        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
-    else:
+    if hold is None:
         booking.confirmed_at = now
+    else:
+        booking.hold_expires_at = now + hold
 
 
 def _is_open(show: Show, now: datetime) -> bool:

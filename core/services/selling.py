@@ -95,6 +95,33 @@ def pending_count(user_id: int) -> int:
     return Booking.objects.filter(user_id=user_id, status__in=OPEN_STATUSES).count()
 
 
+def open_counts_locked(user_ids: Sequence[int]) -> dict[int, int]:
+    """The bookings of each user counted against BOOKING_MAX_PENDING_PER_USER, counted once
+    this transaction holds each user's pending-limit lock (the one a submission takes, see
+    core/booking_sql.py), so that no submission of theirs can slip in before it commits.
+    The locks are taken in user id order, in one statement: two transactions locking
+    overlapping users cannot deadlock."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, u) FROM (SELECT u FROM unnest(%s::int[]) u ORDER BY u) users",
+            [PENDING_LOCK_NAMESPACE, ids],
+        )
+        cursor.execute(
+            f"SELECT user_id, count(*) FROM {Booking._meta.db_table} "  # noqa: S608  # nosec B608
+            "WHERE user_id = ANY(%s) AND status = ANY(%s) GROUP BY user_id",
+            [ids, [str(status) for status in OPEN_STATUSES]],
+        )
+        return {user_id: int(n) for user_id, n in cursor.fetchall()}
+
+
+def live_seats(*, show_id: int, user_id: int) -> int:
+    """The seats `user_id` holds in the show now (held and confirmed bookings)."""
+    return seats_by_user({show_id: {user_id}}).get(show_id, {}).get(user_id, 0)
+
+
 # ---- Decision -----------------------------------------------------------------------------
 
 
