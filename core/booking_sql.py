@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from core.models import BookedSeat, Booking, Screen, Show, ShowPrice
+from core.models import OPEN_STATUSES, SEAT_HOLDING_STATUSES, BookedSeat, Booking, Screen, Show, ShowPrice
 
 _BOOKING = Booking._meta.db_table
 _SEAT = BookedSeat._meta.db_table
@@ -51,7 +51,7 @@ _INSERT_PLACEHOLDERS = (
 # so still one round trip), and the INSERT, a later statement, takes its snapshot after the
 # lock is held: it sees every pending booking that an earlier holder committed.
 _PENDING_LOCK = "SELECT pg_advisory_xact_lock(%s, %s); "
-_UNDER_PENDING_LIMIT = f"(SELECT count(*) FROM {_BOOKING} WHERE user_id = %s AND status = %s) < %s"  # noqa: S608  # nosec B608
+_UNDER_PENDING_LIMIT = f"(SELECT count(*) FROM {_BOOKING} WHERE user_id = %s AND status = ANY(%s)) < %s"  # noqa: S608  # nosec B608
 
 
 def queue_ahead_sql(*, show: str, sequence: str) -> str:
@@ -124,7 +124,7 @@ def _insert_values(booking: Booking) -> list[Any]:
 
 def _pending_limit_params(booking: Booking, *, namespace: int, limit: int) -> tuple[list[Any], list[Any]]:
     """Parameters of _PENDING_LOCK and of _UNDER_PENDING_LIMIT."""
-    return [namespace, booking.user_id], [booking.user_id, str(Booking.Status.PENDING), limit]
+    return [namespace, booking.user_id], [booking.user_id, [str(s) for s in OPEN_STATUSES], limit]
 
 
 def insert_if_bookable(
@@ -189,9 +189,9 @@ def write_decisions(
     write_lines: Callable[[Any], None] | None = None,
 ) -> None:
     """Write a decided batch in three statements whatever its size: the held seats, the sold
-    lines (`write_lines(cursor)`), then every booking's outcome (with its reference, total
-    and currency), from arrays unnested server-side."""
-    confirmed = Booking.Status.CONFIRMED
+    lines (`write_lines(cursor)`), then every booking's outcome (with its reference, total,
+    currency and, when held, its deadline), from arrays unnested server-side."""
+    won = [str(status) for status in SEAT_HOLDING_STATUSES]
     with connection.cursor() as cursor:
         if held:
             # The unique (show, seat_label) constraint is the last line: should anything
@@ -204,26 +204,27 @@ def write_decisions(
             )
             if write_lines is not None:
                 write_lines(cursor)
-        # A failed booking keeps the seats it asked for; a confirmed one gets those it holds.
+        # A failed booking keeps the seats it asked for; a won one gets those it holds.
         cursor.execute(
             f"UPDATE {_BOOKING} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
-            "decided_at = %s, confirmed_at = CASE WHEN v.status = %s THEN %s::timestamptz END, "
-            "seats = CASE WHEN v.status = %s THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END, "
+            "decided_at = %s, confirmed_at = v.confirmed_at, hold_expires_at = v.hold_expires_at, "
+            "seats = CASE WHEN v.status = ANY(%s) THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END, "
             "reference = v.reference, total = v.total, currency = v.currency "
             "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[], %s::varchar[], %s::numeric[], "
-            "%s::varchar[]) AS v(id, status, reason, seats, reference, total, currency) "
+            "%s::varchar[], %s::timestamptz[], %s::timestamptz[]) "
+            "AS v(id, status, reason, seats, reference, total, currency, confirmed_at, hold_expires_at) "
             "WHERE b.id = v.id",
             [
                 now,
-                str(confirmed),
-                now,
-                str(confirmed),
+                won,
                 [str(b.pk) for b in bookings],
                 [str(b.status) for b in bookings],
                 [str(b.failure_reason) if b.failure_reason else None for b in bookings],
-                [",".join(b.seats) if b.status == confirmed else "" for b in bookings],
-                [b.reference if b.status == confirmed else None for b in bookings],
-                [b.total if b.status == confirmed else None for b in bookings],
-                [b.currency if b.status == confirmed else None for b in bookings],
+                [",".join(b.seats) if b.status in won else "" for b in bookings],
+                [b.reference if b.status in won else None for b in bookings],
+                [b.total if b.status in won else None for b in bookings],
+                [b.currency if b.status in won else None for b in bookings],
+                [b.confirmed_at if b.status == Booking.Status.CONFIRMED else None for b in bookings],
+                [b.hold_expires_at if b.status == Booking.Status.HELD else None for b in bookings],
             ],
         )

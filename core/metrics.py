@@ -76,9 +76,10 @@ HTTP_SHED = Counter(
 BOOKINGS_ACCEPTED = Counter("booking_accepted", "Bookings accepted (202, a new pending row; not replays).", ["kind"])
 BOOKING_DECISIONS = Counter(
     "booking_decisions",
-    "Bookings moved out of pending by a decision: confirmed, or failed with a reason.",
+    "Bookings moved out of pending by a decision: confirmed, held (paying shows), or failed with a reason.",
     ["outcome", "reason"],
 )
+BOOKING_HOLDS_EXPIRED = Counter("booking_holds_expired", "Held bookings that expired unpaid, their seats freed.")
 BOOKING_DECISION_LATENCY = Histogram(
     "booking_decision_latency_seconds",
     "Time from a booking's acceptance to its decision by a worker.",
@@ -130,6 +131,12 @@ def bookings_failed(count: int, *, reason: str) -> None:
         BOOKING_DECISIONS.labels(outcome="failed", reason=reason).inc(count)
 
 
+def bookings_expired(count: int) -> None:
+    """Count held bookings that expired unpaid."""
+    if count:
+        BOOKING_HOLDS_EXPIRED.inc(count)
+
+
 def bookings_cancelled(count: int, *, by: str) -> None:
     if count:
         BOOKING_CANCELLATIONS.labels(by=by).inc(count)
@@ -142,6 +149,7 @@ def _declare_series() -> None:
     for reason in ("limit", "wait"):
         HTTP_SHED.labels(reason=reason)
     BOOKING_DECISIONS.labels(outcome="confirmed", reason="none")
+    BOOKING_DECISIONS.labels(outcome="held", reason="none")
     for reason in ("seats_unavailable", "sold_out", "show_started", "show_cancelled", "processing_error"):
         BOOKING_DECISIONS.labels(outcome="failed", reason=reason)
     for reason in ("lock_busy", "dependency", "contention"):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import booking_sql, references
 from core.exceptions import NotFound
-from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
 from core.seating import Layout, SeatCategories
 
 MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
@@ -226,8 +226,8 @@ def bookings_pending_summary(*, top_shows: int) -> dict:
 
 
 def show_has_live_bookings(*, show_id: int) -> bool:
-    """Whether a show has a pending or confirmed booking (it may then no longer be moved)."""
-    live = [Booking.Status.PENDING, Booking.Status.CONFIRMED]
+    """Whether a show has a pending, held or confirmed booking (it may then no longer be moved)."""
+    live = [Booking.Status.PENDING, *SEAT_HOLDING_STATUSES]
     return Booking.objects.filter(show_id=show_id, status__in=live).exists()
 
 
@@ -236,7 +236,7 @@ def show_cancellation_impact(*, show_id: int) -> dict:
     fail, bookings that would be cancelled, and seats that would be freed."""
     counts = Booking.objects.filter(show_id=show_id).aggregate(
         pending=Count("pk", filter=Q(status=Booking.Status.PENDING)),
-        confirmed=Count("pk", filter=Q(status=Booking.Status.CONFIRMED)),
+        confirmed=Count("pk", filter=Q(status__in=SEAT_HOLDING_STATUSES)),
     )
     return {**counts, "seats": BookedSeat.objects.filter(show_id=show_id).count()}
 

@@ -31,6 +31,9 @@ BOOKING_FIELDS = {
     "total",
     "currency",
     "lines",
+    # Holds (CONTRACT.md, additive)
+    "hold_expires_at",
+    "offer",
 }
 
 

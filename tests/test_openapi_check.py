@@ -32,6 +32,8 @@ PENDING = {
     "total": None,
     "currency": "EUR",
     "lines": [],
+    "hold_expires_at": None,
+    "offer": False,
 }
 ERROR = {"code": "not_found", "message": "Not found.", "details": {}}
 

@@ -5,7 +5,14 @@ from celery import shared_task
 from django.conf import settings
 from django.core.management import call_command
 
+from core.services.holds import holds_expire_due
 from core.services.retention import bookings_purge_old, refresh_families_purge_expired
+
+
+@shared_task(name="maintenance.expire_holds", ignore_result=True)
+def expire_holds() -> int:
+    """Expire the held bookings past their deadline (core.services.holds); returns how many."""
+    return holds_expire_due()
 
 
 @shared_task(name="maintenance.purge_old_bookings", ignore_result=True)

@@ -58,3 +58,14 @@ BOOKING_PREMIUM_SURCHARGE = _env.str("BOOKING_PREMIUM_SURCHARGE", default="2.00"
 BOOKING_MAX_SEATS_PER_USER_PER_SHOW = _env.int("BOOKING_MAX_SEATS_PER_USER_PER_SHOW", default=10)
 # A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
 BOOKING_MAX_PENDING_PER_USER = _env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
+
+# --- Holds (CONTRACT "Holds, payment, tickets, admission") --------------------------------
+# The default of a new show's `payment_required`: such a show sells in two steps, a won
+# booking is `held` until paid. Off, so that a deployment that takes no payment sells as v1.
+BOOKING_PAYMENT_REQUIRED = _env.bool("BOOKING_PAYMENT_REQUIRED", default=False)
+# How long a held booking keeps its seats unpaid (and a waiting-list offer stays open).
+BOOKING_HOLD_MINUTES = _env.float("BOOKING_HOLD_MINUTES", default=10.0)
+# How often the hold expiry job runs: an unpaid hold's seats are free within about this
+# long after its deadline. The deadline itself is a PostgreSQL column, so the job may run
+# anywhere, late or twice.
+BOOKING_HOLD_SWEEP_SECONDS = _env.float("BOOKING_HOLD_SWEEP_SECONDS", default=2.0)

@@ -260,6 +260,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that could not run in time is pointless once the next one is due.
         "options": {"expires": booking.BOOKING_RECOVERY_INTERVAL_SECONDS},
     },
+    # Unpaid holds past their deadline: their seats are free within about this interval.
+    "expire-holds": {
+        "task": "maintenance.expire_holds",
+        "schedule": booking.BOOKING_HOLD_SWEEP_SECONDS,
+        "options": {"expires": booking.BOOKING_HOLD_SWEEP_SECONDS},
+    },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.
     "purge-old-bookings": {

@@ -141,6 +141,8 @@ BOOKING_FIELDS: dict[str, Callable[[Booking], Any]] = {
     "reference": lambda booking: booking.reference,
     "total": lambda booking: None if booking.total is None else f"{booking.total:.2f}",
     "currency": lambda booking: booking.currency_code,
+    "hold_expires_at": lambda booking: _TIMESTAMP(booking.hold_expires_at),
+    "offer": lambda booking: booking.offer,
     "lines": lambda booking: [
         {
             "seat": line.seat_label,
@@ -172,24 +174,35 @@ class BookingOutputSerializer(serializers.ModelSerializer):
     reference = serializers.CharField(
         read_only=True,
         allow_null=True,
-        help_text="8 characters without look-alikes (no 0/O, 1/I/L); null until the booking is confirmed.",
+        help_text="8 characters without look-alikes (no 0/O, 1/I/L); null until the booking is held or confirmed.",
     )
     total = serializers.DecimalField(
         max_digits=10,
         decimal_places=2,
         read_only=True,
         allow_null=True,
-        help_text="The sum of the lines, fixed when the booking was confirmed; null unless confirmed.",
+        help_text="The sum of the lines, fixed when the booking was decided; null until held or confirmed.",
     )
     currency = serializers.CharField(source="currency_code", read_only=True, help_text="ISO 4217; one per deployment.")
     lines = BookingLineOutputSerializer(
-        many=True, source="sold_lines", read_only=True, help_text="One per seat once confirmed; empty otherwise."
+        many=True,
+        source="sold_lines",
+        read_only=True,
+        help_text="One per seat once held or confirmed; empty otherwise.",
     )
     queue_position = serializers.IntegerField(
         read_only=True,
         allow_null=True,
         min_value=0,
         help_text="While pending: how many bookings of its show are ahead of it; null once decided.",
+    )
+    hold_expires_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="A held booking (a paying show) keeps its seats until then unless paid; null if never held.",
+    )
+    offer = serializers.BooleanField(
+        read_only=True, help_text="True for a held booking offered from the show's waiting list."
     )
 
     class Meta:

@@ -108,6 +108,7 @@ class ShowOutputSerializer(serializers.ModelSerializer):
             "available_seats",
             "prices",
             "currency",
+            "payment_required",
         ]
 
 
@@ -123,6 +124,11 @@ class ShowInputSerializer(serializers.Serializer):
         required=False,
         help_text="Explicit prices per (ticket_type, seat_category); replaces the show's list when given. "
         "A pair not listed falls back to `price` (plus the premium surcharge on premium seats).",
+    )
+    payment_required = serializers.BooleanField(
+        required=False,
+        help_text="Sell in two steps: a won booking is `held` until paid. Default: the deployment's "
+        "BOOKING_PAYMENT_REQUIRED. Fixed once the show has bookings.",
     )
 
 

@@ -6,11 +6,20 @@ them does.
 """
 
 from core.models.auth import RefreshTokenFamily
-from core.models.bookings import BOOKING_SEQUENCE, BookedSeat, Booking, BookingLine
+from core.models.bookings import (
+    BOOKING_SEQUENCE,
+    OPEN_STATUSES,
+    SEAT_HOLDING_STATUSES,
+    BookedSeat,
+    Booking,
+    BookingLine,
+)
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
 
 __all__ = [
     "BOOKING_SEQUENCE",
+    "OPEN_STATUSES",
+    "SEAT_HOLDING_STATUSES",
     "BookedSeat",
     "Booking",
     "BookingLine",

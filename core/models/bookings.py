@@ -20,9 +20,13 @@ BOOKING_SEQUENCE = "core_booking_accept_seq"
 class Booking(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
+        # Won by a paying show's booking: the seats are taken until `hold_expires_at`.
+        HELD = "held"
         CONFIRMED = "confirmed"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        # A hold not paid in time: final, its seats freed.
+        EXPIRED = "expired"
 
     class FailureReason(models.TextChoices):
         SEATS_UNAVAILABLE = "seats_unavailable"
@@ -75,6 +79,12 @@ class Booking(models.Model):
     total = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001
 
+    # Holds: the deadline of a held booking lives here, so that whatever process expires it
+    # (core/services/holds.py) may run anywhere, late or twice. Set while held, kept after.
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    # A held booking made from a waiting-list entry for freed seats, not by a request.
+    offer = models.BooleanField(default=False, db_default=False)
+
     # Not a column: how many bookings of its show are ahead of a pending booking changes
     # with every decision, so the selectors and booking_submit count it when they read the
     # booking (None otherwise, and always None once the booking is decided).
@@ -99,6 +109,11 @@ class Booking(models.Model):
                 condition=~Q(status="failed") | Q(failure_reason__isnull=False),
                 name="booking_failed_has_reason",
             ),
+            # A hold without a deadline would keep its seats for ever.
+            models.CheckConstraint(
+                condition=~Q(status="held") | Q(hold_expires_at__isnull=False),
+                name="booking_held_has_deadline",
+            ),
         ]
         indexes = [
             # The decider's drain: pending bookings of one show, oldest accepted first.
@@ -109,8 +124,11 @@ class Booking(models.Model):
             # The admin's list, newest first, a page at a time: without it every page sorts
             # the whole table.
             models.Index(fields=["-created_at"], name="booking_created_idx"),
-            # A user's pending bookings, counted against BOOKING_MAX_PENDING_PER_USER on submit.
-            models.Index(fields=["user"], condition=Q(status="pending"), name="booking_pending_user_idx"),
+            # A user's pending and held bookings, counted against BOOKING_MAX_PENDING_PER_USER
+            # on submit.
+            models.Index(fields=["user"], condition=Q(status__in=["pending", "held"]), name="booking_open_user_idx"),
+            # The hold expiry job: held bookings by deadline, and only those.
+            models.Index(fields=["hold_expires_at"], condition=Q(status="held"), name="booking_held_deadline_idx"),
         ]
 
     def __str__(self) -> str:
@@ -118,6 +136,8 @@ class Booking(models.Model):
 
     @property
     def is_final(self) -> bool:
+        """Decided: no worker changes it any more (a held one waits for its payer or its
+        deadline, not for a worker)."""
         return self.status != self.Status.PENDING
 
     @property
@@ -133,14 +153,22 @@ class Booking(models.Model):
 
     @property
     def sold_lines(self) -> list["BookingLine"]:
-        """The lines of a confirmed (or later cancelled) booking; no query for any other."""
+        """The lines of a won booking (held, confirmed, or later cancelled or expired); no
+        query for any other."""
         if self.reference is None:
             return []
         return list(self.lines.all())
 
 
+# The statuses that hold seats (BookedSeat rows), and those that count against a user's
+# BOOKING_MAX_PENDING_PER_USER.
+SEAT_HOLDING_STATUSES = (Booking.Status.HELD, Booking.Status.CONFIRMED)
+OPEN_STATUSES = (Booking.Status.PENDING, Booking.Status.HELD)
+
+
 class BookedSeat(models.Model):
-    """A seat held by a confirmed booking. Cancelling deletes the row, freeing the seat."""
+    """A seat held by a held or confirmed booking. Cancelling or expiring deletes the row,
+    freeing the seat."""
 
     # Indexed by the unique (show, seat_label) constraint, which leads with it.
     show = models.ForeignKey(Show, on_delete=models.PROTECT, related_name="booked_seats", db_index=False)
@@ -172,11 +200,18 @@ class BookingLine(models.Model):
     seat_category = models.CharField(max_length=16, choices=ShowPrice.SeatCategory.choices)
     ticket_type = models.CharField(max_length=16, choices=ShowPrice.TicketType.choices)
     amount = models.DecimalField(max_digits=8, decimal_places=2)
+    # The seat's ticket: a random id (never the row's id), signed into the ticket code
+    # (core/tickets.py). Admission is one conditional update of `admitted_at`.
+    ticket_id = models.UUIDField(
+        default=uuid.uuid4, db_default=Func(function="gen_random_uuid", output_field=models.UUIDField()), editable=False
+    )
+    admitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["booking", "id"]
         constraints = [
             models.UniqueConstraint(fields=["booking", "seat_label"], name="booking_line_unique_seat"),
+            models.UniqueConstraint(fields=["ticket_id"], name="booking_line_ticket_unique"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="booking_line_amount_not_negative"),
         ]
 

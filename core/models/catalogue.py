@@ -124,6 +124,10 @@ class Show(models.Model):
     ends_at = models.DateTimeField()
     price = models.DecimalField(max_digits=8, decimal_places=2)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    # A paying show sells in two steps: a won booking is `held` until paid (or it expires).
+    # The API's default for a new show is BOOKING_PAYMENT_REQUIRED; the column's is off, so
+    # an insert that names none (a v1 client, a migration) keeps selling as v1.
+    payment_required = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,8 +21,9 @@ logger = logging.getLogger("core.bookings")
 def booking_cancel(*, booking_id, user) -> Booking:
     """Cancel a booking of `user` (staff: anyone's) and free its seats in this transaction.
 
-    pending or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when the
-    booking is not visible to the user, Conflict when it failed or its show has started.
+    pending, held or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when
+    the booking is not visible to the user, Conflict when it failed or expired or its show
+    has started.
     The booking's show is locked before the booking (the lock order), so a cancel queues
     behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
@@ -36,6 +37,8 @@ def booking_cancel(*, booking_id, user) -> Booking:
         return booking
     if booking.status == Status.FAILED:
         raise Conflict("A failed booking cannot be cancelled.", code="booking_failed")
+    if booking.status == Status.EXPIRED:
+        raise Conflict("An expired booking cannot be cancelled.", code="booking_expired")
     if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
     # Deleting the held seats in the same transaction frees them for the very next decision.

@@ -9,13 +9,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, ValidationFailed
-from core.models import BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
 from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
 
@@ -228,13 +229,24 @@ def _set_prices(show: Show, prices: list[dict]) -> None:
 
 @transaction.atomic
 def show_create(
-    *, movie: Movie, screen: Screen, starts_at: datetime, price: Decimal, prices: list[dict] | None = None
+    *,
+    movie: Movie,
+    screen: Screen,
+    starts_at: datetime,
+    price: Decimal,
+    prices: list[dict] | None = None,
+    payment_required: bool | None = None,
 ) -> Show:
     """Schedule a show; it ends when the movie does. Raises ValidationFailed on overlap.
     `prices` lists explicit (ticket_type, seat_category, amount) prices; other pairs follow
-    core.pricing's fallback from `price` (adult, standard)."""
+    core.pricing's fallback from `price` (adult, standard). `payment_required` defaults to
+    BOOKING_PAYMENT_REQUIRED."""
     movie = _active_movie(movie.pk)
-    show = _save_show(Show(movie=movie, screen=screen, starts_at=starts_at, price=price))
+    if payment_required is None:
+        payment_required = settings.BOOKING_PAYMENT_REQUIRED
+    show = _save_show(
+        Show(movie=movie, screen=screen, starts_at=starts_at, price=price, payment_required=payment_required)
+    )
     if prices:
         _set_prices(show, prices)
     return show
@@ -272,11 +284,17 @@ def show_update(*, show: Show, **fields) -> Show:
     prices = fields.pop("prices", None)
     if prices is not None:
         _set_prices(show, prices)
+    # Moving a show, or changing how it sells, under bookings that were made otherwise.
     moves = {
-        name for name in ("movie", "screen", "starts_at") if name in fields and fields[name] != getattr(show, name)
+        name
+        for name in ("movie", "screen", "starts_at", "payment_required")
+        if name in fields and fields[name] != getattr(show, name)
     }
     if moves and show_has_live_bookings(show_id=show.pk):
-        raise Conflict("A show with bookings cannot be moved; cancel it instead.", code="show_has_bookings")
+        raise Conflict(
+            "A show with bookings cannot be moved or change payment_required; cancel it instead.",
+            code="show_has_bookings",
+        )
     if "movie" in moves and target is not None:
         if not target.is_active:
             raise ValidationFailed(_INACTIVE, details={"movie": [_INACTIVE_DETAIL]})
@@ -288,8 +306,8 @@ def show_update(*, show: Show, **fields) -> Show:
 
 @transaction.atomic
 def show_cancel(*, show: Show) -> Show:
-    """Cancel a show: its pending bookings fail (`show_cancelled`), its confirmed ones are
-    cancelled and their seats freed, all in one transaction.
+    """Cancel a show: its pending bookings fail (`show_cancelled`), its held and confirmed
+    ones are cancelled and their seats freed, all in one transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
     core.services.decisions), so no decision, cancel or sweep of this show can interleave
@@ -307,7 +325,7 @@ def show_cancel(*, show: Show) -> Show:
         status=Booking.Status.FAILED, failure_reason=Booking.FailureReason.SHOW_CANCELLED, decided_at=now
     )
     BookedSeat.objects.filter(show=show).delete()
-    cancelled = live.filter(status=Booking.Status.CONFIRMED).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    cancelled = live.filter(status__in=SEAT_HOLDING_STATUSES).update(status=Booking.Status.CANCELLED, cancelled_at=now)
     transaction.on_commit(lambda: metrics.bookings_failed(failed, reason=Booking.FailureReason.SHOW_CANCELLED))
     transaction.on_commit(lambda: metrics.bookings_cancelled(cancelled, by="show"))
     logger.info(

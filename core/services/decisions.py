@@ -14,7 +14,7 @@ the row as it was before the wait.
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -45,6 +45,17 @@ def fail(booking: Booking, reason: str, now: datetime) -> None:
     booking.decided_at = now
 
 
+def win(booking: Booking, *, show: Show, labels: list[str], now: datetime) -> None:
+    """A booking that gets its seats: confirmed, or on a paying show held until paid."""
+    booking.status = Status.HELD if show.payment_required else Status.CONFIRMED
+    booking.seats = labels
+    booking.decided_at = now
+    if show.payment_required:
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+    else:
+        booking.confirmed_at = now
+
+
 def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[BookedSeat]:
     """Set each booking's outcome in memory, oldest first; return the seats to insert."""
     if show.status == Show.Status.CANCELLED:
@@ -68,9 +79,7 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
         if labels is None:
             fail(booking, reason, now)
             continue
-        booking.status = Status.CONFIRMED
-        booking.seats = labels
-        booking.decided_at = booking.confirmed_at = now
+        win(booking, show=show, labels=labels, now=now)
         seller.sell(booking, labels, allocator)
         held.extend(BookedSeat(show_id=show.pk, seat_label=label, booking_id=booking.pk) for label in labels)
     return held
@@ -80,8 +89,9 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
 def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Booking]:
     """Decide up to `limit` pending bookings of one show, oldest accepted first.
 
-    Moves each from `pending` to `confirmed` (inserting its BookedSeat rows) or `failed`
-    (with a reason), all in this one transaction. Returns the decided bookings; an empty
+    Moves each from `pending` to `confirmed` (on a paying show `held`, with its deadline),
+    inserting its BookedSeat rows, or to `failed` (with a reason), all in this one
+    transaction. Returns the decided bookings; an empty
     list means nothing of this show is pending.
 
     The show row is locked FOR NO KEY UPDATE first: it serialises deciders of one show even
@@ -118,6 +128,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "reference",
             "total",
             "currency",
+            "hold_expires_at",
         )[:limit]
     )
     if not bookings:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from core import pricing, references
 from core.allocation import SeatAllocator
 from core.exceptions import TooManyRequests
-from core.models import Booking, BookingLine
+from core.models import OPEN_STATUSES, SEAT_HOLDING_STATUSES, Booking, BookingLine
 from core.seating import PREMIUM, STANDARD, Layout, SeatCategories
 
 # Best available may be asked for within these; wheelchair spaces and companion seats are
@@ -91,7 +91,8 @@ def companion_problem(seats: Sequence[str], categories: SeatCategories) -> str |
 
 
 def pending_count(user_id: int) -> int:
-    return Booking.objects.filter(user_id=user_id, status=Booking.Status.PENDING).count()
+    """The user's bookings counted against BOOKING_MAX_PENDING_PER_USER: pending or held."""
+    return Booking.objects.filter(user_id=user_id, status__in=OPEN_STATUSES).count()
 
 
 # ---- Decision -----------------------------------------------------------------------------
@@ -154,18 +155,18 @@ class Seller:
 
 
 def _live_seats_by_user(show_id: int, user_ids: set[int]) -> dict[int, int]:
-    """Seats each of these users holds in the show now (their confirmed bookings)."""
+    """Seats each of these users holds in the show now (their held and confirmed bookings)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT user_id, sum(cardinality(seats)) FROM {Booking._meta.db_table} "  # noqa: S608  # nosec B608
-            "WHERE user_id = ANY(%s) AND show_id = %s AND status = %s GROUP BY user_id",
-            [list(user_ids), show_id, str(Booking.Status.CONFIRMED)],
+            "WHERE user_id = ANY(%s) AND show_id = %s AND status = ANY(%s) GROUP BY user_id",
+            [list(user_ids), show_id, [str(status) for status in SEAT_HOLDING_STATUSES]],
         )
         return {user_id: int(n) for user_id, n in cursor.fetchall()}
 
 
 def write_sales(cursor, bookings: Sequence[Booking]) -> None:
-    """Insert the lines of the batch's confirmed bookings in one statement."""
+    """Insert the lines of the batch's won bookings in one statement."""
     sold = [(b.pk, line) for b in bookings if (sale := getattr(b, "_sale", None)) for line in sale.lines]
     if not sold:
         return

@@ -3,9 +3,10 @@ the race test, the fault tests and the benchmark.
 
 Per show:
 - every booking is final (none pending);
-- no seat is held twice (neither in BookedSeat nor among the confirmed bookings' seats);
+- no seat is held twice (neither in BookedSeat nor among the held or confirmed bookings' seats);
 - the show never holds more seats than it has;
-- a confirmed booking holds exactly its seats (as many as it asked for), any other none;
+- a held or confirmed booking holds exactly its seats (as many as it asked for), any other
+  (pending, failed, cancelled, expired) none;
 - a failure has a reason that fits what the database holds (no `sold_out` while enough
   seats are free, no `seats_unavailable` while all of them are free);
 and, given what the clients asked and were told (booking id -> request body, timings, the
@@ -36,6 +37,8 @@ from core.pricing import PriceList, money
 from core.seating import STANDARD, Layout, SeatCategories
 
 DECIDED_REASONS = ("sold_out", "seats_unavailable", "limit_exceeded")
+# The statuses that hold seats: a paying show's won booking is held until paid.
+SEAT_HOLDING = ("held", "confirmed")
 
 
 def rows(conn, query: str, *params) -> list[tuple]:
@@ -98,7 +101,7 @@ def show_violations(
     twice = [label for label, n in holders.items() if n > 1]
     if twice:
         violations.append(f"show {show_id}: seats held twice in BookedSeat: {twice[:5]}")
-    confirmed = Counter(seat for b in bookings if b[1] == "confirmed" for seat in b[2])
+    confirmed = Counter(seat for b in bookings if b[1] in SEAT_HOLDING for seat in b[2])
     twice = [label for label, n in confirmed.items() if n > 1]
     if twice:
         violations.append(f"show {show_id}: seats confirmed to two bookings: {twice[:5]}")
@@ -111,9 +114,9 @@ def show_violations(
         held_by.setdefault(booking_id, []).append(label)
     free_of = Counter(categories.category_of(label) for label, _, _ in layout.seats() if label not in holders)
     for booking_id, status, seats, quantity, reason, category, wheelchair, _ in bookings:
-        if status == "confirmed":
+        if status in SEAT_HOLDING:
             if sorted(held_by.get(booking_id, [])) != sorted(seats) or len(seats) != quantity:
-                violations.append(f"booking {booking_id}: confirmed seats {seats} differ from held seats")
+                violations.append(f"booking {booking_id}: {status} seats {seats} differ from held seats")
         elif held_by.get(booking_id):
             violations.append(f"booking {booking_id}: {status} but holds seats")
         if status != "failed":
@@ -215,7 +218,8 @@ def _serial_replay(
             expected = ("confirmed", labels, None) if labels else ("failed", [], "sold_out")
         if expected[0] == "confirmed":
             held_by_user[user_id] += count
-        if (status, list(seats), reason) != expected:
+        # A paying show's winner is held (until paid): the same decision.
+        if (("confirmed" if status == "held" else status), list(seats), reason) != expected:
             return [
                 f"show {show_id}, booking {booking_id}: PostgreSQL holds {(status, seats, reason)}, deciding the"
                 f" bookings one at a time in their decision order gives {expected}"
@@ -231,15 +235,16 @@ def _selling_violations(conn, show_id: int) -> list[str]:
         f"show {show_id}: user {user} holds {n} seats, over the limit"
         for user, n in rows(
             conn,
-            "SELECT user_id, sum(cardinality(seats)) FROM core_booking WHERE show_id = %s AND status = 'confirmed'"
-            " GROUP BY user_id HAVING sum(cardinality(seats)) > %s LIMIT 5",
+            "SELECT user_id, sum(cardinality(seats)) FROM core_booking"
+            " WHERE show_id = %s AND status IN ('held', 'confirmed') GROUP BY user_id"
+            " HAVING sum(cardinality(seats)) > %s LIMIT 5",
             show_id,
             settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW,
         )
     ]
     wrong = rows(
         conn,
-        "SELECT b.id::text FROM core_booking b WHERE b.show_id = %s AND b.status = 'confirmed' AND ("
+        "SELECT b.id::text FROM core_booking b WHERE b.show_id = %s AND b.status IN ('held', 'confirmed') AND ("
         " b.reference IS NULL OR b.total IS DISTINCT FROM (SELECT sum(amount) FROM core_bookingline l"
         " WHERE l.booking_id = b.id) OR ARRAY(SELECT seat_label FROM core_bookingline l WHERE l.booking_id = b.id"
         " ORDER BY 1) <> ARRAY(SELECT seat_label FROM core_bookedseat s WHERE s.booking_id = b.id ORDER BY 1)"
