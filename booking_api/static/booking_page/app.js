@@ -831,8 +831,8 @@ async function viewBooking(view, _query, bookingId) {
     el("h1", {}, `Booking for ${movie.title}`),
     el("p", { class: "meta" }, `${when(show.starts_at)} · ${show.screen.name}`),
     statusBox,
-    payArea,
     details,
+    payArea,
     ticketsArea,
     actions,
   );
