@@ -389,3 +389,61 @@ def test_on_a_phone_with_the_keyboard_only(chromium, live_stack, priced_show):
         if name in ("standard", "premium", "accessible", "companion", "taken", "selected"):
             # A seat's outline against the page (WCAG 1.4.11, non-text contrast).
             assert contrast(style["border"], white) >= 3, (name, style)
+
+
+def test_an_expired_access_token_is_refreshed_once_and_a_dead_session_asks_to_sign_in(chromium, live_stack):
+    user = UserFactory()
+    tokens_key = "booking-page.tokens"
+
+    def stored(page) -> dict:
+        return page.evaluate(f"() => JSON.parse(sessionStorage.getItem('{tokens_key}'))")
+
+    def spoil(page, **tokens) -> None:
+        # What a token past its lifetime looks like to the API: one it refuses with a 401.
+        page.evaluate(
+            """([key, tokens]) => {
+                sessionStorage.setItem(key, JSON.stringify({...JSON.parse(sessionStorage.getItem(key)), ...tokens}));
+            }""",
+            [tokens_key, tokens],
+        )
+        page.reload()  # the page reads its tokens from sessionStorage when it starts
+
+    def drive(page):
+        watch = Watch(page)
+        calls = []
+        page.on("request", lambda request: calls.append(f"{request.method} {request.url.split('/api/v1', 1)[-1]}"))
+        try:
+            page.goto(f"{live_stack.base_url}/#/signin")
+            sign_in(page, user)
+            before = stored(page)
+            spoil(page, access="expired")
+            calls.clear()
+            page.goto(f"{live_stack.base_url}/#/bookings")
+            page.get_by_role("heading", name="My bookings").wait_for()
+            page.locator(".booking-list .empty").wait_for()
+            refreshed = {"calls": list(calls), "before": before, "after": stored(page)}
+            spoil(page, access="expired", refresh="revoked")
+            page.goto(f"{live_stack.base_url}/#/")
+            page.goto(f"{live_stack.base_url}/#/bookings")
+            page.get_by_role("heading", name="Sign in").wait_for()
+            dead = {"url": page.url, "stored": stored(page), "account": page.locator("#account").inner_text()}
+            return {"refreshed": refreshed, "dead": dead, "problems": watch.problems}
+        except Exception:
+            failure_artifacts(page, "refresh")
+            raise
+
+    seen = in_browser(chromium, drive, viewport=LAPTOP, **PAGE_OPTIONS)
+    # The 401s and refusals the page handles are expected console noise; script errors are not.
+    assert [problem for problem in seen["problems"] if not problem.startswith("console:")] == []
+    refreshed = seen["refreshed"]
+    assert [call for call in refreshed["calls"] if "/auth/" in call or call.startswith("GET /bookings")] == [
+        "GET /bookings?page_size=20",
+        "POST /auth/refresh",
+        "GET /bookings?page_size=20",
+    ]
+    assert refreshed["after"]["refresh"] != refreshed["before"]["refresh"]  # rotated
+    assert refreshed["after"]["access"] not in ("expired", refreshed["before"]["access"])
+    dead = seen["dead"]
+    assert dead["url"].endswith("#/signin?next=%23%2Fbookings")
+    assert dead["stored"] is None
+    assert dead["account"] == "Sign in"
