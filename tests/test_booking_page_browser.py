@@ -13,6 +13,8 @@ import re
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,6 +23,7 @@ from django.urls import Resolver404, resolve
 
 from booking_api.views import ops
 from core.models import BookedSeat, Booking, Show, ShowPrice
+from core.services.holds import holds_expire_due
 from tests.browser import ARTIFACTS, in_browser
 from tests.factories import PASSWORD, MovieFactory, ScreenFactory, ShowFactory, UserFactory
 from tests.harness.invariants import show_violations
@@ -447,3 +450,54 @@ def test_an_expired_access_token_is_refreshed_once_and_a_dead_session_asks_to_si
     assert dead["url"].endswith("#/signin?next=%23%2Fbookings")
     assert dead["stored"] is None
     assert dead["account"] == "Sign in"
+
+
+def test_a_hold_that_ran_out_shows_expired_and_its_seats_free_again(chromium, live_stack, priced_show):
+    show = priced_show
+    Show.objects.filter(pk=show.pk).update(payment_required=True)
+    user = UserFactory()
+
+    def run_out(booking_id: str) -> int:
+        # The expiry job's service, run as if its deadline had passed (in a thread of its
+        # own: Playwright's event loop runs in this one).
+        def expire():
+            deadline = Booking.objects.get(pk=booking_id).hold_expires_at
+            return holds_expire_due(now=deadline + timedelta(seconds=1))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(expire).result(timeout=30)
+
+    def drive(page):
+        watch = Watch(page)
+        try:
+            page.goto(f"{live_stack.base_url}/#/signin")
+            sign_in(page, user)
+            page.goto(f"{live_stack.base_url}/#/shows/{show.pk}")
+            seat(page, "D7").click()
+            page.locator("#book").click()
+            badge(page, "Held").wait_for(timeout=DECIDED_MS)
+            booking_id = page.url.rsplit("/", 1)[1]
+            expired = run_out(booking_id)
+            page.reload()
+            badge(page, "Expired").wait_for()
+            message = page.locator(".status-box").inner_text()
+            offers = {
+                "pay": page.locator(".pay-form").count(),
+                "cancel": page.get_by_role("button", name="Cancel booking").count(),
+            }
+            page.goto(f"{live_stack.base_url}/#/shows/{show.pk}")
+            free = seat(page, "D7").get_attribute("aria-label")
+            return {"expired": expired, "message": message, "offers": offers, "free": free, "problems": watch.problems}
+        except Exception:
+            failure_artifacts(page, "expired")
+            raise
+
+    seen = in_browser(chromium, drive, viewport=LAPTOP, **PAGE_OPTIONS)
+    assert seen["problems"] == []
+    assert seen["expired"] == 1
+    assert "The hold ended before payment; the seats were released." in seen["message"]
+    assert seen["offers"] == {"pay": 0, "cancel": 0}
+    assert seen["free"] == "D7, Standard, adult €10.00"
+    assert Booking.objects.get(user=user).status == Booking.Status.EXPIRED
+    violations, _ = show_violations(connection, show.pk)
+    assert violations == []

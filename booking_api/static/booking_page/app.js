@@ -642,6 +642,9 @@ async function viewShow(view, _query, showIdText) {
         estimate,
         problem,
         bookButton,
+        show.payment_required
+          ? el("p", { class: "hint" }, "Your seats are held for you while you pay, after the booking is accepted.")
+          : null,
         session.tokens ? null : el("p", { class: "hint" }, "You will be asked to sign in before booking."),
       ),
     ),
@@ -873,7 +876,26 @@ async function viewBooking(view, _query, bookingId) {
     };
     tick();
     countdown = view.every(tick, 1000);
-    payArea.replaceChildren(timer, payForm());
+    // A waiting-list offer on a show without payment is taken by confirming it.
+    payArea.replaceChildren(timer, show.payment_required === false ? confirmOffer() : payForm());
+  }
+
+  function confirmOffer() {
+    const problem = errorBox();
+    const button = el("button", { type: "button", class: "primary" }, "Take these seats");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      setError(problem, null);
+      try {
+        const { data } = await call("POST", `/bookings/${booking.id}/confirm`, { authed: true });
+        draw(data);
+      } catch (error) {
+        if (error instanceof SignInRequired) return goSignIn();
+        setError(problem, error);
+        button.disabled = false;
+      }
+    });
+    return el("div", { class: "offer" }, problem, button);
   }
 
   function payForm() {
@@ -1009,7 +1031,15 @@ function drawStatus(box, booking) {
       ),
     );
   } else if (status === "held") {
-    lines.push(el("p", {}, "Your seats are held. Pay to confirm them before the hold ends."));
+    lines.push(
+      el(
+        "p",
+        {},
+        booking.offer
+          ? "Seats from the waiting list are held for you. Take them before the hold ends."
+          : "Your seats are held. Pay to confirm them before the hold ends.",
+      ),
+    );
   } else if (status === "confirmed") {
     lines.push(el("p", {}, "Your seats are booked. Reference ", el("strong", { class: "reference" }, booking.reference || "")));
   } else if (status === "failed") {
