@@ -176,6 +176,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
             page.get_by_role("button", name="One more child ticket").click()
             page.get_by_role("button", name="One fewer adult ticket").click()
             estimate = page.locator(".estimate strong").inner_text()
+            title = page.title()
             seat(page, "C5").focus()
             shot(page, "seat-map")
             # Not signed in yet: the page asks, then comes back to the same choice.
@@ -201,6 +202,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
             item.locator(".badge", has_text="Cancelled").wait_for()
             return {
                 "estimate": estimate,
+                "title": title,
                 "reference": reference,
                 "total": total,
                 "lines": lines,
@@ -213,6 +215,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
 
     seen = in_browser(chromium, drive, viewport=LAPTOP, **PAGE_OPTIONS)
     assert seen["problems"] == []
+    assert seen["title"] == "The Last Projectionist · Cinema"
     booking = Booking.objects.get(user=user)
     assert booking.status == Booking.Status.CANCELLED
     assert booking.confirmed_at is not None

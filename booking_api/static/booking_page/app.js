@@ -294,8 +294,10 @@ class View {
   render(...nodes) {
     if (!this.alive) return;
     main().replaceChildren(...nodes);
+    main().removeAttribute("aria-busy");
     const heading = main().querySelector("h1");
     if (heading) {
+      document.title = `${heading.textContent} · Cinema`;
       heading.setAttribute("tabindex", "-1");
       heading.focus({ preventScroll: true });
     }
@@ -333,6 +335,7 @@ async function route() {
   if (current) current.leave();
   const view = (current = new View());
   hideNotice();
+  main().setAttribute("aria-busy", "true");
   const { path, query } = parseHash();
   for (const [pattern, handler] of ROUTES) {
     const match = pattern.exec(path);
