@@ -10,6 +10,7 @@ from booking_api import admin_login
 from booking_api.metrics import metrics_view
 from booking_api.openapi import API_INFO, SchemaGenerator
 from booking_api.views import auth, bookings, catalogue, ops, page
+from core.admin import box_office
 
 
 class IdConverter:
@@ -72,6 +73,9 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     # Before the admin's own routes: its login page, rate-limited like the API's login.
     path("admin/login/", admin_login.login),
+    # The box-office dashboard, staff only through the admin site's login.
+    path("admin/box-office/", admin.site.admin_view(box_office.page), name="box-office"),
+    path("admin/box-office/panel/", admin.site.admin_view(box_office.panel), name="box-office-panel"),
     path("admin/", admin.site.urls),
     # Last: any other path is a JSON 404, also with DEBUG on (never Django's HTML page).
     re_path(r"^", ops.not_found),

@@ -15,13 +15,54 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from core.models import OPEN_STATUSES, SEAT_HOLDING_STATUSES, BookedSeat, Booking, Screen, Show, ShowPrice
+from core.models import (
+    OPEN_STATUSES,
+    SEAT_HOLDING_STATUSES,
+    BookedSeat,
+    Booking,
+    Screen,
+    Show,
+    ShowPrice,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 _BOOKING = Booking._meta.db_table
 _SEAT = BookedSeat._meta.db_table
 _SHOW = Show._meta.db_table
 _SCREEN = Screen._meta.db_table
 _PRICE = ShowPrice._meta.db_table
+_DELIVERY = WebhookDelivery._meta.db_table
+_ENDPOINT = WebhookEndpoint._meta.db_table
+
+# A booking as partner webhooks carry it (README "Partner webhooks"), from a row `b` of
+# core_booking or of an UPDATE's RETURNING; timestamps in ISO 8601, money a decimal string.
+_EVENT_BOOKING_JSON = (
+    "jsonb_build_object('id', b.id, 'status', b.status, 'show', b.show_id, 'seats', to_jsonb(b.seats), "
+    "'quantity', b.quantity, 'failure_reason', b.failure_reason, 'reference', b.reference, "
+    "'total', b.total::text, 'currency', b.currency, 'created_at', b.created_at, "
+    "'decided_at', b.decided_at, 'confirmed_at', b.confirmed_at, 'cancelled_at', b.cancelled_at)"
+)
+
+
+def events_insert_sql(source: str) -> str:
+    """SQL inserting one pending delivery per event of `source` (a CTE or subquery name with
+    columns `ord`, `event`, `b` the booking row) per active endpoint, returning 1 per row.
+
+    Parameters: the event time (three times). An event gets one id for every endpoint (partners
+    de-duplicate on it), drawn once in a MATERIALIZED CTE. With no active endpoint the join
+    is empty and nothing is built or written."""
+    return (
+        f"ev_ids AS MATERIALIZED (SELECT gen_random_uuid() AS event_id, s.* FROM {source} s), "  # noqa: S608  # nosec B608
+        f"ins AS (INSERT INTO {_DELIVERY} (endpoint_id, event_id, event, booking_id, payload, status, "
+        "attempts, next_attempt_at, created_at, last_error) "
+        "SELECT e.id, ev.event_id, ev.event, (ev.b).id, jsonb_build_object('id', ev.event_id, 'type', ev.event, "
+        f"'created_at', %s::timestamptz, 'data', jsonb_build_object('booking', "
+        f"(SELECT {_EVENT_BOOKING_JSON} FROM (SELECT (ev.b).*) b))), "
+        f"'{WebhookDelivery.Status.PENDING}', 0, %s::timestamptz, %s::timestamptz, '' "
+        f"FROM ev_ids ev CROSS JOIN {_ENDPOINT} e WHERE e.is_active ORDER BY ev.ord, e.id RETURNING 1) "
+    )
+
 
 # The columns a submission writes, in the order of insert_if_bookable's values.
 _INSERT_COLUMNS = (
@@ -187,10 +228,15 @@ def write_decisions(
     held: Sequence[BookedSeat],
     now: datetime,
     write_lines: Callable[[Any], None] | None = None,
-) -> None:
+) -> int:
     """Write a decided batch in three statements whatever its size: the held seats, the sold
     lines (`write_lines(cursor)`), then every booking's outcome (with its reference, total,
-    currency and, when held, its deadline), from arrays unnested server-side."""
+    currency and, when held, its deadline), from arrays unnested server-side.
+
+    The outcome's UPDATE also writes the partner webhooks' outbox in the same statement
+    (`booking.confirmed` / `booking.failed` per active endpoint, core.services.partner_events;
+    a hold is no event, its payment is): no extra round trip, and nothing written when no
+    endpoint is active. Returns how many deliveries it recorded."""
     won = [str(status) for status in SEAT_HOLDING_STATUSES]
     with connection.cursor() as cursor:
         if held:
@@ -206,14 +252,18 @@ def write_decisions(
                 write_lines(cursor)
         # A failed booking keeps the seats it asked for; a won one gets those it holds.
         cursor.execute(
-            f"UPDATE {_BOOKING} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
+            f"WITH upd AS (UPDATE {_BOOKING} AS b SET status = v.status, failure_reason = v.reason, "  # noqa: S608  # nosec B608
             "decided_at = %s, confirmed_at = v.confirmed_at, hold_expires_at = v.hold_expires_at, "
             "seats = CASE WHEN v.status = ANY(%s) THEN string_to_array(v.seats, ',')::varchar(4)[] ELSE b.seats END, "
             "reference = v.reference, total = v.total, currency = v.currency "
             "FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::text[], %s::varchar[], %s::numeric[], "
-            "%s::varchar[], %s::timestamptz[], %s::timestamptz[]) "
-            "AS v(id, status, reason, seats, reference, total, currency, confirmed_at, hold_expires_at) "
-            "WHERE b.id = v.id",
+            "%s::varchar[], %s::timestamptz[], %s::timestamptz[]) WITH ORDINALITY "
+            "AS v(id, status, reason, seats, reference, total, currency, confirmed_at, hold_expires_at, ord) "
+            "WHERE b.id = v.id RETURNING v.ord, b), "
+            f"src AS (SELECT u.ord, CASE (u.b).status WHEN '{Booking.Status.CONFIRMED}' THEN '{_CONFIRMED_EVENT}' "
+            f"ELSE '{_FAILED_EVENT}' END AS event, u.b FROM upd u "
+            f"WHERE (u.b).status IN ('{Booking.Status.CONFIRMED}', '{Booking.Status.FAILED}')), "
+            f"{events_insert_sql('src')}SELECT count(*) FROM ins",
             [
                 now,
                 won,
@@ -226,5 +276,26 @@ def write_decisions(
                 [b.currency if b.status in won else None for b in bookings],
                 [b.confirmed_at if b.status == Booking.Status.CONFIRMED else None for b in bookings],
                 [b.hold_expires_at if b.status == Booking.Status.HELD else None for b in bookings],
+                now,
+                now,
+                now,
             ],
         )
+        return cursor.fetchone()[0]
+
+
+_CONFIRMED_EVENT = WebhookDelivery.Event.CONFIRMED.value
+_FAILED_EVENT = WebhookDelivery.Event.FAILED.value
+
+
+def record_events(*, booking_ids: str, params: Sequence[Any], event: str, now: datetime) -> int:
+    """Record `event` for the bookings whose ids the SQL `booking_ids` (with `params`)
+    selects, read as they are now in this transaction; returns the deliveries written."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH src AS (SELECT row_number() OVER (ORDER BY b.sequence) AS ord, %s::varchar AS event, b "  # noqa: S608  # nosec B608
+            f"FROM {_BOOKING} b WHERE b.id IN ({booking_ids}) AND EXISTS (SELECT FROM {_ENDPOINT} WHERE is_active)), "
+            f"{events_insert_sql('src')}SELECT count(*) FROM ins",
+            [event, *params, now, now, now],
+        )
+        return cursor.fetchone()[0]

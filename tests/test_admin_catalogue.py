@@ -66,6 +66,18 @@ def test_a_show_added_in_the_admin_ends_when_its_movie_does(admin_client):
 
 
 @pytest.mark.django_db
+def test_a_paying_show_added_in_the_admin_defaults_to_the_deployment_setting(admin_client, settings):
+    settings.BOOKING_PAYMENT_REQUIRED = True
+    page = admin_client.get("/admin/core/show/add/")
+    assert page.context["adminform"].form.fields["payment_required"].initial is True
+    movie, screen = MovieFactory(), ScreenFactory()
+    starts_at = _hour(timezone.now() + timedelta(days=2))
+    form = _show_form(Show(movie=movie, screen=screen, starts_at=starts_at, price="8.00"), payment_required="on")
+    assert admin_client.post("/admin/core/show/add/", form).status_code == 302
+    assert Show.objects.get(movie=movie).payment_required is True
+
+
+@pytest.mark.django_db
 def test_moving_a_show_in_the_admin_moves_its_end(admin_client, show):
     later = _hour(show.starts_at + timedelta(days=1))
     response = admin_client.post(f"/admin/core/show/{show.pk}/change/", _show_form(show, starts_at=later))
@@ -96,7 +108,7 @@ def test_a_show_cannot_be_moved_to_an_inactive_movie_in_the_admin(admin_client, 
 def test_a_show_with_bookings_keeps_its_time_screen_and_movie_in_the_admin(admin_client, confirmed_show):
     show = confirmed_show
     page = admin_client.get(f"/admin/core/show/{show.pk}/change/")
-    assert {"movie", "screen", "starts_at"} <= set(page.context["adminform"].readonly_fields)
+    assert {"movie", "screen", "starts_at", "payment_required"} <= set(page.context["adminform"].readonly_fields)
     response = admin_client.post(
         f"/admin/core/show/{show.pk}/change/",
         _show_form(show, starts_at=show.starts_at + timedelta(days=3), screen=ScreenFactory().pk, price="20.00"),

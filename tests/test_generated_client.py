@@ -312,6 +312,8 @@ const pending: Booking = {
   total: null,
   currency: "EUR",
   lines: [],
+  hold_expires_at: null,
+  offer: false,
 };
 // @ts-expect-error an unknown failure reason is not a booking's
 export const bogus: Booking = { ...pending, failure_reason: "bogus" };

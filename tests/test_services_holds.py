@@ -12,12 +12,12 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from core.exceptions import Conflict, TooManyRequests
-from core.models import BookedSeat, Booking
+from core.models import BookedSeat, Booking, Show
 from core.services.cancellation import booking_cancel
 from core.services.decisions import booking_decide_batch
 from core.services.holds import holds_expire_due, holds_expire_show
 from core.services.submission import booking_submit
-from tests.factories import ShowFactory, UserFactory
+from tests.factories import ScreenFactory, ShowFactory, UserFactory
 from tests.locking import Background, breakpoint_on, pending_booking, wait_until_waiting
 
 ROW_LOCK_WAITS = {"transactionid", "tuple"}
@@ -118,6 +118,35 @@ def test_held_seats_count_against_the_per_user_seat_limit(settings):
     decided(pending_booking(user, show, seats=["A1", "A2"]))
     over = decided(pending_booking(user, show, seats=["A3"]))
     assert (over.status, over.failure_reason) == ("failed", "limit_exceeded")
+
+
+@pytest.mark.django_db
+def test_the_api_creates_shows_with_the_deployment_default_and_fixes_it_once_booked(staff_api, settings):
+    template = ShowFactory()
+    body = {
+        "movie": template.movie_id,
+        "screen": ScreenFactory().pk,
+        "starts_at": (template.starts_at + timedelta(days=2)).isoformat(),
+        "price": "8.00",
+    }
+    settings.BOOKING_PAYMENT_REQUIRED = True
+    created = staff_api.post("/api/v1/shows", body, format="json")
+    assert (created.status_code, created.json()["payment_required"]) == (201, True)
+    settings.BOOKING_PAYMENT_REQUIRED = False
+    free = staff_api.post("/api/v1/shows", {**body, "screen": ScreenFactory().pk}, format="json").json()
+    assert free["payment_required"] is False
+    decided(pending_booking(UserFactory(), Show.objects.get(pk=free["id"]), seats=["A1"]))
+    refused = staff_api.patch(f"/api/v1/shows/{free['id']}", {"payment_required": True}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (409, "show_has_bookings")
+
+
+@pytest.mark.django_db
+def test_a_held_booking_reads_with_its_deadline_through_the_api(user, user_api):
+    booking = decided(pending_booking(user, paying_show(), seats=["B2"]))
+    body = user_api.get(f"/api/v1/bookings/{booking.pk}").json()
+    assert (body["status"], body["seats"], body["offer"]) == ("held", ["B2"], False)
+    assert body["hold_expires_at"] is not None
+    assert body["total"] == "9.50"
 
 
 def test_the_expiry_job_is_scheduled_often():

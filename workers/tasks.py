@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from core import broker, db_errors, metrics
 from core.decision_queue import DRAIN_TASK
+from core.services import partner_events
 from core.services.drain import ShowBusy, drain_show, recover_overdue
 
 logger = logging.getLogger("workers.tasks")
@@ -56,3 +57,24 @@ def decide_show(self, show_id: int, booking_id: str | None = None) -> int:
 def recover_pending_bookings() -> int:
     """The recovery sweep (core.services.drain.recover_overdue); returns the shows woken."""
     return recover_overdue()
+
+
+@shared_task(name=partner_events.DISPATCH_TASK, ignore_result=True)
+def dispatch_partner_webhooks() -> int:
+    """Queue a delivery task for every partner webhook delivery that may go now (on commit
+    of new events, and beat's periodic sweep); returns how many."""
+    return partner_events.webhook_dispatch()
+
+
+@shared_task(name=partner_events.DELIVER_TASK, bind=True, max_retries=None, ignore_result=True)
+def deliver_partner_webhook(self, delivery_id: int) -> bool:
+    """Attempt one delivery (core.services.partner_events.webhook_deliver). A failure is
+    retried by Celery after the service's backoff (the database says when, and how many
+    attempts are left; should the retry message be lost, the sweep finds the delivery due).
+    A success queues the booking's next event. Returns whether it was delivered."""
+    outcome = partner_events.webhook_deliver(delivery_id=delivery_id)
+    if outcome.next_delivery_id is not None:
+        self.app.send_task(partner_events.DELIVER_TASK, args=[outcome.next_delivery_id])
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=broker.retry_countdown(outcome.retry_in))
+    return outcome.delivered

@@ -69,3 +69,23 @@ BOOKING_HOLD_MINUTES = _env.float("BOOKING_HOLD_MINUTES", default=10.0)
 # long after its deadline. The deadline itself is a PostgreSQL column, so the job may run
 # anywhere, late or twice.
 BOOKING_HOLD_SWEEP_SECONDS = _env.float("BOOKING_HOLD_SWEEP_SECONDS", default=2.0)
+
+# --- Partner webhooks (core/services/partner_events.py) ---------------------------------
+# One HTTP attempt waits at most this long (connect, send, read): a slow partner must not
+# hold a worker process.
+PARTNER_WEBHOOK_TIMEOUT_SECONDS = _env.float("PARTNER_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# A delivery failing this many times is given up, so that the booking's next event can go.
+PARTNER_WEBHOOK_MAX_ATTEMPTS = _env.int("PARTNER_WEBHOOK_MAX_ATTEMPTS", default=10)
+# Retries wait base x 2^(attempt-1) seconds, capped, with jitter (half fixed, half random):
+# about 25 minutes over the default 10 attempts. The cap stays below the Redis broker's
+# visibility timeout (CELERY_VISIBILITY_TIMEOUT), since a countdown sits unacked in a worker.
+PARTNER_WEBHOOK_RETRY_BASE_SECONDS = _env.float("PARTNER_WEBHOOK_RETRY_BASE_SECONDS", default=2.0)
+PARTNER_WEBHOOK_RETRY_MAX_SECONDS = _env.float("PARTNER_WEBHOOK_RETRY_MAX_SECONDS", default=300.0)
+# An endpoint whose attempts failed this many times in a row, or that has failed without a
+# success for this long, is paused: nothing is sent until staff resume it (its events are
+# kept and go out in order then), so a dead partner is not retried for ever.
+PARTNER_WEBHOOK_PAUSE_AFTER_FAILURES = _env.int("PARTNER_WEBHOOK_PAUSE_AFTER_FAILURES", default=20)
+PARTNER_WEBHOOK_PAUSE_AFTER_SECONDS = _env.int("PARTNER_WEBHOOK_PAUSE_AFTER_SECONDS", default=3600)
+# How often beat sweeps for deliveries that are due and not queued (a lost message, a worker
+# killed mid-attempt, a retry longer than a countdown can carry).
+PARTNER_WEBHOOK_SWEEP_SECONDS = _env.float("PARTNER_WEBHOOK_SWEEP_SECONDS", default=10.0)

@@ -249,7 +249,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = (
     # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
     "core.broker.route_by_show",
-    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}},
+    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}, "webhooks.*": {"queue": "default"}},
 )
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -265,6 +265,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "maintenance.expire_holds",
         "schedule": booking.BOOKING_HOLD_SWEEP_SECONDS,
         "options": {"expires": booking.BOOKING_HOLD_SWEEP_SECONDS},
+    },
+    # Partner webhook deliveries that are due but not queued (core/services/partner_events.py).
+    "sweep-partner-webhooks": {
+        "task": "webhooks.dispatch",
+        "schedule": booking.PARTNER_WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": booking.PARTNER_WEBHOOK_SWEEP_SECONDS},
     },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.

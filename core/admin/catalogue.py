@@ -3,6 +3,7 @@
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -13,7 +14,7 @@ from django.urls import path, reverse
 
 from core import selectors
 from core.admin.common import ServiceAdmin, ServiceForm
-from core.models import Booking, Movie, Screen, Show
+from core.models import Movie, Screen, Show
 from core.pricing import TICKET_TYPES, money
 from core.seating import CATEGORIES
 from core.services import catalogue
@@ -83,10 +84,12 @@ class ShowForm(ServiceForm):
 
     class Meta:
         model = Show
-        fields = ["movie", "screen", "starts_at", "price"]
+        fields = ["movie", "screen", "starts_at", "price", "payment_required"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk is None and "payment_required" in self.fields:
+            self.fields["payment_required"].initial = settings.BOOKING_PAYMENT_REQUIRED
         if self.instance.pk is not None:
             self.initial["prices"] = "\n".join(
                 f"{p.ticket_type} {p.seat_category} {p.amount}" for p in self.instance.prices.all()
@@ -124,8 +127,8 @@ class ShowForm(ServiceForm):
 @admin.register(Show)
 class ShowAdmin(ServiceAdmin):
     form = ShowForm
-    list_display = ["id", "movie", "screen", "starts_at", "ends_at", "price", "status"]
-    list_filter = ["status", "screen"]
+    list_display = ["id", "movie", "screen", "starts_at", "ends_at", "price", "payment_required", "status"]
+    list_filter = ["status", "payment_required", "screen"]
     search_fields = ["=id", "movie__title"]
     date_hierarchy = "starts_at"
     readonly_fields = ["ends_at", "status"]
@@ -136,12 +139,10 @@ class ShowAdmin(ServiceAdmin):
     change_form_template = "admin/core/show/change_form.html"
 
     def get_readonly_fields(self, request, obj=None):
-        # Once a show has live bookings it cannot be moved (show_update refuses it too).
-        if (
-            obj is not None
-            and obj.bookings.exclude(status__in=[Booking.Status.FAILED, Booking.Status.CANCELLED]).exists()
-        ):
-            return [*self.readonly_fields, "movie", "screen", "starts_at"]
+        # Once a show has live bookings it cannot be moved or change how it sells
+        # (show_update refuses it too).
+        if obj is not None and selectors.show_has_live_bookings(show_id=obj.pk):
+            return [*self.readonly_fields, "movie", "screen", "starts_at", "payment_required"]
         return self.readonly_fields
 
     def get_urls(self):

@@ -15,6 +15,7 @@ from core.models.bookings import (
     BookingLine,
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "BOOKING_SEQUENCE",
@@ -29,4 +30,7 @@ __all__ = [
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -12,6 +12,7 @@ from core import metrics
 from core.exceptions import Conflict, NotFound
 from core.models import BookedSeat, Booking, Show
 from core.selectors import bookings_visible_to
+from core.services import partner_events
 from core.services.decisions import Reason, Status, locked_shows
 
 logger = logging.getLogger("core.bookings")
@@ -46,6 +47,7 @@ def booking_cancel(*, booking_id, user) -> Booking:
     booking.status = Status.CANCELLED
     booking.cancelled_at = timezone.now()
     booking.save(update_fields=["status", "cancelled_at"])
+    partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CANCELLED)
     transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking
@@ -75,6 +77,13 @@ def bookings_expire_started() -> int:
         status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
     )
     if expired:
+        # The rows this update set, named by what it set (the show rows are locked).
+        partner_events.booking_events_record(
+            bookings=Booking.objects.filter(
+                show_id__in=show_ids, status=Status.FAILED, failure_reason=Reason.SHOW_STARTED, decided_at=now
+            ),
+            event=partner_events.Event.FAILED,
+        )
         transaction.on_commit(lambda: metrics.bookings_failed(expired, reason=Reason.SHOW_STARTED))
         logger.info("pending bookings of started shows failed", extra={"count": expired})
     return expired

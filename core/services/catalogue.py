@@ -19,6 +19,7 @@ from core.exceptions import Conflict, ValidationFailed
 from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
 from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
+from core.services import partner_events
 
 logger = logging.getLogger("core.catalogue")
 
@@ -326,6 +327,19 @@ def show_cancel(*, show: Show) -> Show:
     )
     BookedSeat.objects.filter(show=show).delete()
     cancelled = live.filter(status__in=SEAT_HOLDING_STATUSES).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    # Partner webhooks: the rows the two updates set, named by what they set.
+    if failed:
+        partner_events.booking_events_record(
+            bookings=live.filter(
+                status=Booking.Status.FAILED, failure_reason=Booking.FailureReason.SHOW_CANCELLED, decided_at=now
+            ),
+            event=partner_events.Event.FAILED,
+        )
+    if cancelled:
+        partner_events.booking_events_record(
+            bookings=live.filter(status=Booking.Status.CANCELLED, cancelled_at=now),
+            event=partner_events.Event.CANCELLED,
+        )
     transaction.on_commit(lambda: metrics.bookings_failed(failed, reason=Booking.FailureReason.SHOW_CANCELLED))
     transaction.on_commit(lambda: metrics.bookings_cancelled(cancelled, by="show"))
     logger.info(

@@ -24,7 +24,7 @@ from django.utils import timezone
 from core import booking_sql, db_errors, metrics
 from core.models import BookedSeat, Booking, Show
 from core.selectors import show_screen_and_held
-from core.services import selling
+from core.services import partner_events, selling
 
 logger = logging.getLogger("core.bookings")
 
@@ -135,18 +135,24 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
         return []
     now = timezone.now()
     held = _decide(bookings=bookings, show=show, now=now)
-    # A reference drawn twice is drawn again (selling.with_unique_references).
+    # A reference drawn twice is drawn again (selling.with_unique_references). The same
+    # statements record the partner webhooks' events (booking.confirmed / booking.failed).
+    events: list[int] = []
     selling.with_unique_references(
-        lambda: booking_sql.write_decisions(
-            show_id=show_id,
-            bookings=bookings,
-            held=held,
-            now=now,
-            write_lines=lambda cursor: selling.write_sales(cursor, bookings),
+        lambda: events.append(
+            booking_sql.write_decisions(
+                show_id=show_id,
+                bookings=bookings,
+                held=held,
+                now=now,
+                write_lines=lambda cursor: selling.write_sales(cursor, bookings),
+            )
         ),
         bookings,
     )
     transaction.on_commit(lambda: metrics.bookings_decided(bookings, now=now))
+    if events and events[-1]:
+        transaction.on_commit(partner_events.dispatch_soon)
     for booking in bookings:
         logger.info(
             "booking decided",
@@ -223,6 +229,7 @@ def booking_record_failed_attempt(*, show_id: int) -> Booking | None:
             now = timezone.now()
             fail(booking, Reason.PROCESSING_ERROR, now)
             booking.save(update_fields=["status", "failure_reason", "decided_at"])
+            partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.FAILED)
             transaction.on_commit(lambda: metrics.bookings_decided([booking], now=now))
             logger.error(
                 "booking failed after repeated decision errors",

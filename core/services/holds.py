@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core import metrics
 from core.models import BookedSeat, Booking
+from core.services import partner_events
 from core.services.decisions import Status, locked_shows
 
 logger = logging.getLogger("core.bookings")
@@ -50,6 +51,7 @@ def holds_expire_show(*, show_id: int, now: datetime) -> list[Booking]:
     ids = [booking.pk for booking in bookings]
     BookedSeat.objects.filter(booking_id__in=ids).delete()
     Booking.objects.filter(pk__in=ids, status=Status.HELD).update(status=Status.EXPIRED)
+    partner_events.booking_events_record(bookings=ids, event=partner_events.Event.EXPIRED)
     for booking in bookings:
         booking.status = Status.EXPIRED
     transaction.on_commit(lambda: metrics.bookings_expired(len(ids)))
