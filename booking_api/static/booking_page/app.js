@@ -952,7 +952,12 @@ async function viewBooking(view, _query, bookingId) {
         paying = false;
         key = null; // a decided attempt: the next one is a new charge
         if (error instanceof SignInRequired) return goSignIn();
-        setError(problem, error);
+        if (error.code === "payment_declined") {
+          problem.textContent = "The card was declined. Your seats are still held: try another card.";
+          problem.hidden = false;
+        } else {
+          setError(problem, error);
+        }
         submit.disabled = false;
         if (error.code === "hold_expired") follow(null);
       }
