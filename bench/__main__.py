@@ -19,6 +19,19 @@ from pathlib import Path
 
 from bench.stack import ROOT, Config, Sampler, Stack, create_database, drop_database
 
+# The scenarios of a full or quick run, in the order they run (--only picks some).
+SCENARIOS = (
+    "flash_sale",
+    "http",
+    "overload",
+    "many_shows",
+    "fairness",
+    "pg_raw",
+    "celery_noop",
+    "backlog",
+    "worker_scaling",
+)
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
@@ -33,6 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--strict", action="store_true", help="also fail (exit 2) when a target is missed")
     parser.add_argument("--http-seconds", type=float, help="seconds per kind of HTTP request (all rounds)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        metavar="SCENARIOS",
+        help=f"run only these scenarios of the full or quick run, comma-separated ({', '.join(SCENARIOS)}); "
+        "targets whose figures were not measured are left out of the report",
+    )
     return parser.parse_args(argv)
 
 
@@ -132,24 +153,46 @@ def run(args, config: Config, stack: Stack, sampler: Sampler, results: dict, *, 
         results["memory_growth"], violations = scenarios.memory_growth(sampler, since=soak_start + 30)
         ctx.violations += violations
     else:
-        results["flash_sale"] = _step(step, "flash sale", scenarios.flash_sale, ctx)
-        bookings = results["flash_sale"].pop("_bookings")
+        wanted = set(args.only or SCENARIOS)
+        unknown = wanted - set(SCENARIOS)
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
+        if "http" in wanted:
+            wanted.add("flash_sale")  # GET /bookings/{id} polls the flash sale's bookings
+        bookings = []
+        if "flash_sale" in wanted:
+            results["flash_sale"] = _step(step, "flash sale", scenarios.flash_sale, ctx)
+            bookings = results["flash_sale"].pop("_bookings")
+        # The no-op (every ratio's baseline) and POST rates are measured in every run.
         step(
             "HTTP throughput, interleaved rounds: no-op, /auth/me, bare DRF me, POST /bookings, seat map, "
             "GET /bookings/{id}"
+            if "http" in wanted
+            else "authenticated no-op baseline"
         )
-        results["http"] = scenarios.http_rounds(ctx, scenarios.http_specs(ctx, bookings))
-        results["overload"] = _step(
-            step,
-            f"overload: POST /bookings open loop at {', '.join(f'{m}x' for m in sizes.overload_multipliers)} "
-            f"the sustainable rate, {sizes.overload_connections} connections",
-            lambda: scenarios.overload(ctx, sustainable=results["http"]["post"]["rate"]),
-        )
-        results["many_shows"] = _step(step, f"many shows ({sizes.many_shows})", scenarios.many_shows, ctx)
-        results["pg_raw"] = _step(step, "raw PostgreSQL submit transaction", scenarios.pg_booking_rate, ctx)
-        results["celery_noop"] = _step(step, "Celery no-op task rate", scenarios.celery_noop_rate, ctx)
-        results["backlog"] = _step(step, f"backlog drain ({sizes.backlog})", scenarios.backlog_drain, ctx)
-        if sizes.scaling_per_show:
+        specs = scenarios.http_specs(ctx, bookings)
+        if "http" not in wanted:
+            specs = {kind: specs[kind] for kind in ("noop", "post")}
+        results["http"] = scenarios.http_rounds(ctx, specs)
+        if "overload" in wanted:
+            results["overload"] = _step(
+                step,
+                f"overload: POST /bookings open loop at {', '.join(f'{m}x' for m in sizes.overload_multipliers)} "
+                f"the sustainable rate, {sizes.overload_connections} connections",
+                lambda: scenarios.overload(ctx, sustainable=results["http"]["post"]["rate"]),
+            )
+        if "many_shows" in wanted:
+            results["many_shows"] = _step(step, f"many shows ({sizes.many_shows})", scenarios.many_shows, ctx)
+        if "fairness" in wanted:
+            label = f"fairness (one show fed by {sizes.fairness_feeders} clients, {sizes.fairness_others} other shows)"
+            results["fairness"] = _step(step, label, scenarios.fairness, ctx)
+        if "pg_raw" in wanted:
+            results["pg_raw"] = _step(step, "raw PostgreSQL submit transaction", scenarios.pg_booking_rate, ctx)
+        if "celery_noop" in wanted:
+            results["celery_noop"] = _step(step, "Celery no-op task rate", scenarios.celery_noop_rate, ctx)
+        if "backlog" in wanted:
+            results["backlog"] = _step(step, f"backlog drain ({sizes.backlog})", scenarios.backlog_drain, ctx)
+        if sizes.scaling_per_show and "worker_scaling" in wanted:
             label = f"worker scaling ({scenarios.SCALING_SHOWS} shows; 1, 2, 4 worker processes)"
             results["worker_scaling"] = _step(step, label, scenarios.worker_scaling, ctx)
     results["noop_rate"] = results.get("http", results)["noop"]["rate"]

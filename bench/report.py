@@ -103,6 +103,35 @@ def targets(results: dict) -> list[dict]:
                 "met": flash["errors_5xx"] == 0,
             }
         )
+    if "many_shows" in results and "flash_sale" in results:
+        # Issue 11, target 1: many shows selling at once decide as fast as one show does.
+        many_wave, flash_wave = results["many_shows"], results["flash_sale"]
+        many, flash = many_wave["accept_to_decide_ms"]["p99"], flash_wave["accept_to_decide_ms"]["p99"]
+        ratio = many / flash if many is not None and flash else None
+        rows.append(
+            {
+                "target": f"many shows ({many_wave['shows']}): acceptance-to-decision p99",
+                "value": f"{many:.0f} ms at {many_wave['accepted_per_s']:.0f} accepted/s",
+                "baseline": f"flash sale p99 {flash:.0f} ms at {flash_wave['accepted_per_s']:.0f} accepted/s",
+                "ratio": round(ratio, 2) if ratio is not None else None,
+                "goal": "<= 2x and < 300 ms",
+                "met": ratio is not None and ratio <= 2 and many < 300,
+            }
+        )
+    if "fairness" in results:
+        # Issue 11, target 2: a show fed without pause never holds up another show's first decision.
+        fair = results["fairness"]
+        worst = fair["first_decision_ms"]["max"]
+        rows.append(
+            {
+                "target": f"fairness: other shows' first decision while one show is fed ({fair['others']} shows)",
+                "value": f"max {worst:.0f} ms, p99 {fair['first_decision_ms']['p99']:.0f} ms",
+                "baseline": f"hot show decided at {fair['hot_decided_per_s']:.0f}/s",
+                "ratio": round(worst / 500, 2) if worst is not None else None,
+                "goal": "max < 500 ms",
+                "met": worst is not None and worst < 500,
+            }
+        )
     if "overload" in results:
         top = results["overload"]["steps"][-1]
         p99 = top["accepted_latency_ms"]["p99"]
@@ -238,6 +267,16 @@ def markdown(results: dict) -> str:
             f"{r['failed']} failed, {r['held']} seats held, {r['sold_out_shows']} show(s) sold out; "
             f"{r['polls']} polls{_polls_per_booking(r)}; {r['errors_5xx']} 5xx; "
             f"client CPU {r['cpu_pct'].get('benchmark client', 0):.0f} %.",
+        ]
+    if "fairness" in results:
+        r = results["fairness"]
+        lines += [
+            "",
+            f"**Fairness**: one show fed without pause by {r['feeders']} clients (POST quantity 1, closed loop; "
+            f"{r['hot_accepted']} accepted, decided at {r['hot_decided_per_s']:.0f}/s) while {r['others']} other "
+            f"shows get one booking each, {r['others_accepted']} accepted; their first decision after acceptance "
+            f"p50 {r['first_decision_ms']['p50']} ms, p99 {r['first_decision_ms']['p99']} ms, "
+            f"max {r['first_decision_ms']['max']} ms; {r['errors_5xx']} 5xx.",
         ]
     if "overload" in results:
         o = results["overload"]

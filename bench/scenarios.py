@@ -59,6 +59,10 @@ class Sizes:
     window_warmup: float = 0.3
     # Worker scaling: pending bookings per show over SCALING_SHOWS shows (0: not run).
     scaling_per_show: int = 0
+    # Fairness: clients feeding one show without pause, and the other shows that get one
+    # booking each meanwhile, FAIRNESS_GAP_SECONDS apart.
+    fairness_feeders: int = 8
+    fairness_others: int = 20
 
     @classmethod
     def full(cls) -> "Sizes":
@@ -77,6 +81,8 @@ class Sizes:
             concurrency=32,
             pg_threads=8,
             scaling_per_show=100,
+            fairness_feeders=16,
+            fairness_others=40,
         )
 
     @classmethod
@@ -510,6 +516,107 @@ def many_shows(ctx: Context) -> dict:
     result = booking_wave(ctx, shows=shows, requests=requests, label="many shows")
     del result["series"], result["_bookings"]
     return result
+
+
+FAIRNESS_LEAD_SECONDS = 1.0  # the hot show is fed alone this long first
+FAIRNESS_GAP_SECONDS = 0.1  # between two other shows' bookings
+FAIRNESS_TAIL_SECONDS = 1.0  # the feeding goes on this long after the last other booking
+
+
+def fairness(ctx: Context) -> dict:
+    """One show fed without pause by `fairness_feeders` clients (POST quantity 1, closed
+    loop, no polling); after FAIRNESS_LEAD_SECONDS, one booking for each of
+    `fairness_others` other shows, FAIRNESS_GAP_SECONDS apart, each polled until final.
+    The figure is each other show's first decision: decided_at - created_at of its booking
+    (PostgreSQL's clock), which the hot show's drain must not hold up."""
+    sizes = ctx.sizes
+    hot = data.make_show(rows=26, seats_per_row=200, title="Fairness hot")
+    others = [data.make_show(rows=4, seats_per_row=5, title=f"Fairness {i}") for i in range(sizes.fairness_others)]
+    users = ctx.users
+    recorder = Recorder()
+    hot_accepted: list[Submitted] = []
+    other_accepted: list[Submitted] = []
+    counter = iter(range(10**9))
+
+    async def feed(client: Client, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            i = next(counter)
+            # The last users are the other shows' (per-user pending limits stay far away).
+            user = users[i % (len(users) - sizes.fairness_others)]
+            body = {"show": hot.pk, "quantity": 1}
+            sent = time.time()
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            status, headers, payload = await client.request(
+                "POST", BOOKINGS, kind="post", token=user.token, body=body, headers=key
+            )
+            if status == 202:
+                hot_accepted.append(Submitted(payload["id"], body, sent, time.time(), token=user.token))
+            elif status in (0, 429, 503):
+                await asyncio.sleep(retry_after_seconds(headers) * (0.5 + ctx.rng.random()))
+            else:
+                ctx.violations.append(f"fairness: POST {body}: unexpected {status} {payload}")
+
+    async def main():
+        stop = asyncio.Event()
+        async with Client(ctx.stack.base_url, sizes.fairness_feeders + sizes.fairness_others, recorder) as client:
+            feeders = [asyncio.create_task(feed(client, stop)) for _ in range(sizes.fairness_feeders)]
+            await asyncio.sleep(FAIRNESS_LEAD_SECONDS)
+            deadline = time.time() + 60
+            polls = []
+            for k, show in enumerate(others):
+                user = users[len(users) - 1 - k]
+                body = {"show": show.pk, "quantity": 1}
+                polls.append(asyncio.create_task(_book_and_poll(client, user, body, other_accepted, deadline, ctx)))
+                await asyncio.sleep(FAIRNESS_GAP_SECONDS)
+            await asyncio.sleep(FAIRNESS_TAIL_SECONDS)
+            stop.set()
+            await asyncio.gather(*feeders, *polls)
+
+    snapshot = ctx.cpu_snapshot()
+    _run(main())
+    cpu = ctx.cpu_since(snapshot)
+    _wait_decided([hot.pk] + [show.pk for show in others], timeout=120)
+    for show, mine in [(hot, hot_accepted)] + [
+        (show, [s for s in other_accepted if s.request["show"] == show.pk]) for show in others
+    ]:
+        violations, _ = invariants.show_violations(
+            connection,
+            show.pk,
+            requests={s.booking_id: s.request for s in mine},
+            timings={s.booking_id: (s.sent, s.received) for s in mine},
+        )
+        ctx.violations += [f"fairness: {v}" for v in violations]
+    errors = recorder.errors()
+    if errors:
+        ctx.violations.append(f"fairness: {errors} 5xx or connection errors")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXTRACT(EPOCH FROM decided_at - created_at) FROM core_booking WHERE show_id = ANY(%s) ORDER BY 1",
+            [[show.pk for show in others]],
+        )
+        waits = [float(row[0]) for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT COUNT(*), EXTRACT(EPOCH FROM MAX(decided_at) - MIN(decided_at)) FROM core_booking"
+            " WHERE show_id = %s",
+            [hot.pk],
+        )
+        hot_decided, hot_span = cursor.fetchone()
+    hot_rate = hot_decided / float(hot_span) if hot_span else 0.0
+    return {
+        "feeders": sizes.fairness_feeders,
+        "others": len(others),
+        "hot_accepted": len(hot_accepted),
+        "hot_decided_per_s": round(hot_rate, 1),
+        "others_accepted": len(other_accepted),
+        "first_decision_ms": {
+            "p50": round(1000 * percentile(waits, 50), 1) if waits else None,
+            "p99": round(1000 * percentile(waits, 99), 1) if waits else None,
+            "max": round(1000 * waits[-1], 1) if waits else None,
+        },
+        "errors_5xx": errors,
+        "statuses": _statuses(recorder),
+        "cpu_pct": cpu,
+    }
 
 
 # ---- Worker-side: Celery's no-op rate and the backlog drain --------------------------------

@@ -1,20 +1,31 @@
-"""The decision queue: the whole wake-up protocol of a show's drain, in one place.
+"""The decision queue: the whole wake-up protocol of the drains, in one place.
 
-To wake a show is to publish the decider task (by name, so core never imports the workers)
-asking some worker to drain the show's pending bookings. A booking only needs some worker to
-drain its show after it was committed. One message per booking would make most tasks find
-the show's lock taken and retry, so a marker key records that a wake-up is queued or a drain
-is running; bookings that find it set rely on that drain. The drainer clears the marker
-before its final look for pending bookings, so a booking committed after that look wakes the
-show again. A drain that stops with bookings left (its turn or its time is up) hands the
-show off, keeping the marker. The marker expires on its own, and the recovery job, which
-wakes shows through the marker too, wakes anything a lost message or a dead worker left
-pending.
+Every bookings queue (core/broker.py: one, or one per shard of shows) has a ready set in
+Redis: a sorted set of the shows of that queue with work to do, each scored with the time
+from which a drain may claim it. To wake a show is to put it in its queue's ready set and
+publish the decider task (by name, so core never imports the workers) to that queue; the
+task is a drain that serves every ready show of the queue in turn, one batch per show per
+turn, oldest ready first (core/services/drain.py). A claim hides the show from the other
+drains for a lease (BOOKING_LOCK_TIMEOUT, renewed with every batch, like the show's lock),
+so that two drains never take turns on one show at once and a show whose drain died becomes
+claimable again once the lease lapses. The show's Redis lock and its PostgreSQL row lock
+still make its decisions serial; the ready set only says whose turn it is.
+
+A booking only needs some drain to serve its show after it was committed. A marker key per
+show records that the show is ready or being served, so that a booking that finds it set
+wakes nothing and relies on that. The drain clears the marker before its final look for
+pending bookings, so a booking committed after that look wakes the show again; one committed
+in between finds the show still in the ready set, which the drain then leaves claimable
+(show_finish). A drain that stops with shows still ready (its time is up) hands its queue
+off. The markers expire on their own, and the recovery job, which wakes shows through the
+marker too, wakes anything a lost message or a dead worker left pending. The times in the
+ready set are Redis's own clock (TIME in the scripts), so that drains on several hosts agree.
 """
 
 import contextlib
 import logging
 import time
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -47,12 +58,77 @@ def wake_key(show_id: int) -> str:
     return f"booking:wake:show:{show_id}"
 
 
+def ready_key(queue: str) -> str:
+    return f"booking:ready:{queue}"
+
+
+# The scripts keep the marker and the ready set consistent (each runs atomically in Redis).
+# `now` is Redis's clock in milliseconds.
+_NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+_SCRIPTS = {
+    # Mark the show and make it ready, unless it was marked already; 1 if it was not.
+    "wake": _NOW
+    + """
+        if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[2], 'NX', now, ARGV[2])
+        return 1""",
+    # Mark the show and make it ready (now) if it is not in the ready set.
+    "schedule": _NOW
+    + """
+        redis.call('SET', KEYS[1], 1, 'EX', ARGV[1])
+        redis.call('ZADD', KEYS[2], 'NX', now, ARGV[2])""",
+    # The show ready longest, hidden from the other drains for the lease, and how many
+    # others are ready; nil if none is.
+    "claim": _NOW
+    + """
+        local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+        if #ids == 0 then return false end
+        redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ids[1])
+        return {ids[1], redis.call('ZCOUNT', KEYS[1], '-inf', now)}""",
+    # How many shows are ready now (claimable).
+    "ready": _NOW + "return redis.call('ZCOUNT', KEYS[1], '-inf', now)",
+    # Ready again, at the back of the queue's line.
+    "requeue": _NOW + "redis.call('ZADD', KEYS[1], now, ARGV[1])",
+    # The claim and the marker renewed (a drain that goes on with the show).
+    "renew": _NOW
+    + """
+        redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+        redis.call('SET', KEYS[1], 1, 'EX', ARGV[3])""",
+    # The drain is done with the show: out of the ready set, unless a booking marked it again
+    # after the drain cleared the marker (its final look may have missed that booking).
+    "finish": _NOW
+    + """
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+            redis.call('ZADD', KEYS[2], now, ARGV[1])
+            return 1
+        end
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        return 0""",
+}
+_registered: dict[str, tuple[Any, Any]] = {}
+
+
+def _script(name: str, keys: list[str], args: list) -> Any:
+    client = redis_client()
+    cached = _registered.get(name)
+    if cached is None or cached[0] is not client:
+        cached = (client, client.register_script(_SCRIPTS[name]))
+        _registered[name] = cached
+    return cached[1](keys=keys, args=args)
+
+
+def _lease_ms() -> int:
+    return settings.BOOKING_LOCK_TIMEOUT * 1000
+
+
 def wake_show(*, show_id: int, booking_id=None) -> bool:
-    """Wake the show unless a wake-up is already queued or its drain is running. Never
-    raises: the booking row is committed, and the recovery job wakes it if this one is lost."""
+    """Wake the show unless it is ready or being served already. Never raises: the booking
+    row is committed, and the recovery job wakes it if this one is lost."""
     try:
-        if not redis_client().set(wake_key(show_id), 1, nx=True, ex=settings.BOOKING_LOCK_TIMEOUT):
+        keys = [wake_key(show_id), ready_key(bookings_queue(show_id))]
+        if not _script("wake", keys, [settings.BOOKING_LOCK_TIMEOUT, show_id]):
             return False
+
     except Exception:
         logger.exception("could not queue a decision", extra={"show_id": show_id, "booking_id": str(booking_id)})
         return False
@@ -74,10 +150,10 @@ def _shorten_marker(show_id: int) -> None:
 
 
 def hand_off(*, show_id: int) -> bool:
-    """Wake again a show of a show whose drain stops with bookings left (its turn or its
-    time is up); its marker stays set, since a wake-up is queued again. Never raises: a
-    broker that refuses every attempt leaves the marker to lapse, so that the show's next
-    booking, or else the recovery job, queues it."""
+    """Publish a wake-up to the queue of a show whose drain stops while shows of that queue
+    are ready (its time is up); the show's marker stays set, since a wake-up is queued
+    again. Never raises: a broker that refuses every attempt leaves the marker to lapse, so
+    that the show's next booking, or else the recovery job, queues it."""
     started = time.monotonic()
     for attempt in range(HAND_OFF_ATTEMPTS):
         try:
@@ -132,10 +208,14 @@ def bookings_queue(show_id: int) -> str:
     return broker.booking_queue_for(show_id)
 
 
-def wakeups_queued() -> bool:
-    """Whether a wake-up waits in a bookings queue (a passive declare: the broker's count)."""
+def wakeups_queued(*, excluding: str | None = None) -> bool:
+    """Whether a wake-up waits in a bookings queue, or in one but `excluding` (a passive
+    declare: the broker's count)."""
+    queues = [queue for queue in bookings_queues() if queue != excluding]
+    if not queues:
+        return False
     with current_app.connection_or_acquire() as conn:
-        return any(broker.message_counts(conn, bookings_queues()).values())
+        return any(broker.message_counts(conn, queues).values())
 
 
 def queue_lengths(queues, *, timeout: float) -> dict[str, int]:
@@ -151,8 +231,55 @@ def check_broker(*, timeout: float) -> None:
         conn.ensure_connection(max_retries=1, timeout=timeout)
 
 
-def keep_wake_marker(*, show_id: int) -> None:
-    redis_client().set(wake_key(show_id), 1, ex=settings.BOOKING_LOCK_TIMEOUT)
+# ---- the ready sets: whose turn it is (core/services/drain.py serves them) ----------------
+
+
+def show_is_scheduled(*, show_id: int) -> bool:
+    """Whether the show is in its queue's ready set (ready, or claimed by a drain)."""
+    return redis_client().zscore(ready_key(bookings_queue(show_id)), show_id) is not None
+
+
+def show_schedule(*, show_id: int) -> None:
+    """Mark the show and make it ready, unless it is in the ready set already (a wake-up
+    whose show has pending bookings nobody serves: lost from the ready set with Redis, or
+    written without a wake-up)."""
+    keys = [wake_key(show_id), ready_key(bookings_queue(show_id))]
+    _script("schedule", keys, [settings.BOOKING_LOCK_TIMEOUT, show_id])
+
+
+def show_claim_next(*, queue: str) -> tuple[int, bool] | None:
+    """The show of `queue` ready longest, claimed for this drain (hidden from the others for
+    a lease), and whether other shows are ready; None when no show is ready."""
+    claimed = _script("claim", [ready_key(queue)], [_lease_ms()])
+    if claimed is None:
+        return None
+    show_id, others = claimed
+    return int(show_id), int(others) > 0
+
+
+def shows_ready(*, queue: str) -> int:
+    """How many shows of `queue` are ready, not counting those claimed by a drain."""
+    return int(_script("ready", [ready_key(queue)], []))
+
+
+def show_renew_claim(*, show_id: int) -> None:
+    """Extend the drain's claim on the show and the show's marker (with every batch)."""
+    keys = [wake_key(show_id), ready_key(bookings_queue(show_id))]
+    _script("renew", keys, [show_id, _lease_ms(), settings.BOOKING_LOCK_TIMEOUT])
+
+
+def show_requeue(*, show_id: int) -> None:
+    """Make the show ready again, at the back of its queue's line (a show with bookings left
+    after its turn, or whose lock was taken)."""
+    _script("requeue", [ready_key(bookings_queue(show_id))], [show_id])
+
+
+def show_finish(*, show_id: int) -> bool:
+    """Take the show out of the ready set once its drain found nothing pending after clearing
+    the marker; unless a booking marked it again meanwhile: then it is made ready at once
+    (True), since the drain's final look may have missed that booking."""
+    keys = [wake_key(show_id), ready_key(bookings_queue(show_id))]
+    return bool(_script("finish", keys, [show_id]))
 
 
 def clear_wake_marker(*, show_id: int) -> None:

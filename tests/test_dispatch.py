@@ -1,4 +1,5 @@
-"""Queueing wake-ups: at most one per show, and a failed publish does not strand the show."""
+"""Queueing wake-ups: at most one per show, the show ready in its queue's ready set, and a
+failed publish does not strand the show."""
 
 import pytest
 
@@ -24,6 +25,19 @@ def test_one_wake_up_per_show_while_one_is_pending(show):
     assert redis_client().ttl(dispatch.wake_key(show.pk)) > 2
     dispatch.clear_wake_marker(show_id=show.pk)
     assert dispatch.wake_show(show_id=show.pk) is True
+
+
+def test_a_woken_show_is_ready_in_its_queue_once(show):
+    queue = dispatch.bookings_queue(show.pk)
+    ready = dispatch.ready_key(queue)
+    assert dispatch.wake_show(show_id=show.pk) is True
+    assert redis_client().zrange(ready, 0, -1) == [str(show.pk).encode()]
+    first = redis_client().zscore(ready, show.pk)
+    dispatch.clear_wake_marker(show_id=show.pk)
+    assert dispatch.wake_show(show_id=show.pk) is True
+    # Still once, and still in its place in the line.
+    assert redis_client().zrange(ready, 0, -1) == [str(show.pk).encode()]
+    assert redis_client().zscore(ready, show.pk) == first
 
 
 def test_a_failed_publish_lets_the_marker_lapse_soon(show, unreachable_broker):

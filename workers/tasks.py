@@ -29,14 +29,15 @@ def retry_delay(retries: int) -> float:
 
 @shared_task(name=DRAIN_TASK, bind=True, max_retries=MAX_RETRIES)
 def decide_show(self, show_id: int, booking_id: str | None = None) -> int:
-    """Drain one show (core.services.drain). `booking_id` names the booking whose acceptance
-    woke the show (for operators); the drain decides it along with everything else pending.
-    Returns how many bookings this run decided."""
+    """Drain the ready shows of `show_id`'s bookings queue in turn (core.services.drain),
+    `show_id` included. `booking_id` names the booking whose acceptance woke the show (for
+    operators); the drain decides it along with everything else pending. Returns how many
+    bookings this run decided."""
     try:
         decided = drain_show(show_id=show_id, propagate=(SoftTimeLimitExceeded,))
     except ShowBusy:
-        # Another process drains this show; it will most likely decide our booking too,
-        # and this retry then finds nothing left to do.
+        # A ready show's lock is held by another process (a slow, frozen or dead drain
+        # whose claim lapsed): try again once it has let go or its lock has expired.
         metrics.TASK_RETRIES.labels(reason="lock_busy").inc()
         raise self.retry(countdown=retry_delay(self.request.retries)) from None
     except Exception as exc:

@@ -1,12 +1,24 @@
-"""Draining a show: deciding its pending bookings, batch after batch, under its lock.
+"""Draining the shows of a bookings queue: one batch per ready show per turn, in turn.
 
-A drain holds the show's Redis lock (core/show_lock.py) and the wake-up marker
-(core/decision_queue.py) while it works. It stops when nothing of the show is pending, when
-its turn is up while another show's wake-up waits, or at its deadline (well before the task's
-soft time limit could interrupt a batch); a drain that stops with bookings left hands the
-show off. The recovery sweep wakes whatever a lost wake-up or a dead worker left pending.
+A drain is the decider task woken for a show (core/decision_queue.py). It serves every show
+of that show's bookings queue that is ready, not only its own: it claims the show ready
+longest, takes the show's Redis lock (core/show_lock.py), decides one batch (the show row
+locked in PostgreSQL, oldest accepted first), lets go of the lock and puts the show at the
+back of the line if bookings are left, then claims the next. So one worker process serves
+many shows without a task per show, and a show fed without pause gets one batch per turn
+while every other ready show gets its turn in between. A show alone in the line keeps its
+drain, batch after batch; a drain that runs out of work waits briefly for its last show's
+next booking (BOOKING_DRAIN_LINGER_MS), unless another show is ready or waits in another
+bookings queue.
+
+A drain stops when no show is ready, or at its deadline (well before the task's soft time
+limit could interrupt a batch) or after its turn while another bookings queue has a wake-up
+waiting (BOOKING_DRAIN_TURN_SECONDS); stopping with shows ready, it hands its queue off. The
+recovery sweep wakes whatever a lost wake-up or a dead worker left pending.
 """
 
+import contextlib
+import enum
 import logging
 import time
 
@@ -23,94 +35,194 @@ from core.show_lock import show_lock, show_lock_held
 logger = logging.getLogger("core.drain")
 
 # Long enough that a sale's bookings gather into batches (each batch reads the show's held
-# seats again), short beside the one-second polling interval clients are given.
-LINGER_STEP_SECONDS = 0.05
+# seats again), short beside the one-second polling interval clients are given; a show that
+# becomes ready meanwhile waits at most this long for a lingering drain.
+LINGER_STEP_SECONDS = 0.025
+BROKER_CHECK_STEPS = 4
 
 
 class ShowBusy(Exception):
-    """Another process drains this show right now; the caller retries later."""
+    """A ready show's lock is held by another process (a slow, frozen or dead drain whose
+    claim lapsed); the show stays ready and the caller retries later."""
+
+
+class _After(enum.Enum):
+    MORE = "bookings left: back of the line"
+    DONE = "nothing pending after the marker was cleared"
+    LOST = "the show's lock expired under the drain"
 
 
 def drain_show(*, show_id: int, propagate: tuple[type[BaseException], ...] = ()) -> int:
-    """Decide every pending booking of one show, oldest accepted first, under its lock.
+    """Serve the ready shows of `show_id`'s bookings queue in turn, `show_id` included.
 
-    Returns how many bookings this drain decided; 0 when another drain already decided them.
-    Raises ShowBusy when the show's lock is taken, and lets Redis and database outages or
-    contention through (core.db_errors): the caller retries, no booking is blamed. The
-    `propagate` types are re-raised from inside a decision (see booking_decide_next).
+    Returns how many bookings this drain decided; 0 when other drains had decided them.
+    Raises ShowBusy when it leaves a ready show it could not lock, and lets Redis and
+    database outages or contention through (core.db_errors): the caller retries, no
+    booking is blamed. The `propagate` types are re-raised from inside a decision (see
+    booking_decide_next).
     """
-    lock = show_lock(show_id)
-    if not lock.acquire():
-        metrics.LOCK_BUSY.inc()
-        raise ShowBusy(show_id)
-    try:
-        return _drain(show_id=show_id, lock=lock, propagate=propagate)
-    finally:
-        _release(lock)
-
-
-def _drain(*, show_id: int, lock: Lock, propagate: tuple[type[BaseException], ...]) -> int:
+    queue = decision_queue.bookings_queue(show_id)
+    if not decision_queue.show_is_scheduled(show_id=show_id) and selectors.booking_pending_exists(show_id=show_id):
+        # Pending and in no ready set (written without a wake-up, or the set was lost with
+        # Redis): this wake-up's show is served like any ready one.
+        decision_queue.show_schedule(show_id=show_id)
     started = time.monotonic()
     deadline = started + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
     turn_ends = started + settings.BOOKING_DRAIN_TURN_SECONDS
+    decided, busy = 0, set[int]()
+    while (claimed := decision_queue.show_claim_next(queue=queue)) is not None:
+        current, others_ready = claimed
+        if current in busy:
+            # Round the line and back to a show found locked: this drain has served the
+            # others; the show stays ready for the retry (a drain that stopped here without
+            # retrying could leave it ready with no drain to claim it).
+            decision_queue.show_requeue(show_id=current)
+            break
+        lock = show_lock(current)
+        if not lock.acquire():
+            metrics.LOCK_BUSY.inc()
+            decision_queue.show_requeue(show_id=current)
+            busy.add(current)
+            continue
+        try:
+            count, after = _serve(
+                current,
+                lock=lock,
+                queue=queue,
+                others_ready=others_ready,
+                deadline=deadline,
+                turn_ends=turn_ends,
+                propagate=propagate,
+            )
+        except BaseException:
+            # An outage, contention or the time limit: the caller retries later, and the
+            # show is claimable again meanwhile (not only once the claim lapses).
+            _release(lock)
+            with contextlib.suppress(RedisError):
+                decision_queue.show_requeue(show_id=current)
+            raise
+        # Let go of the lock before the show is claimable again, so that the next drain to
+        # claim it finds the lock free.
+        _release(lock)
+        decided += count
+        if after is _After.MORE:
+            decision_queue.show_requeue(show_id=current)
+        elif after is _After.DONE:
+            decision_queue.show_finish(show_id=current)
+        if _time_is_up(deadline=deadline, turn_ends=turn_ends, queue=queue):
+            if decision_queue.shows_ready(queue=queue):
+                # The queue's next turn waits behind the wake-ups already queued; its shows
+                # stay ready, in order, for whichever drain takes it next.
+                decision_queue.hand_off(show_id=current)
+            return decided
+    if busy:
+        raise ShowBusy(show_id)
+    return decided
+
+
+def _serve(
+    show_id: int,
+    *,
+    lock: Lock,
+    queue: str,
+    others_ready: bool,
+    deadline: float,
+    turn_ends: float,
+    propagate: tuple[type[BaseException], ...],
+) -> tuple[int, _After]:
+    """One turn of a claimed and locked show: one batch while other shows are ready, more
+    while none is. Returns how many it decided and what becomes of the show."""
     decided = 0
     while True:
-        while batch := booking_decide_next(show_id=show_id, propagate=propagate):
-            decided += len(batch)
+        if others_ready:
+            # This batch is the show's turn. Clear the marker before it rather than after:
+            # a booking committed before the clear relied on this drain and is in the batch
+            # (unless the batch is full, and then the show comes back); one committed after
+            # it wakes the show again. That saves a final look after a short batch.
+            decision_queue.clear_wake_marker(show_id=show_id)
+        batch = booking_decide_next(show_id=show_id, propagate=propagate)
+        decided += len(batch)
+        if others_ready and len(batch) < settings.BOOKING_DECIDE_BATCH:
+            return decided, _After.DONE
+        if batch:
             try:
-                # Keep the lock and the wake-up marker alive while there is work left.
+                # Keep the lock, the claim and the marker alive while there is work left.
                 lock.reacquire()
             except LockError:
                 logger.warning("show lock expired during the drain", extra={"show_id": show_id})
                 metrics.LOCK_LOST.inc()
-                return decided
-            decision_queue.keep_wake_marker(show_id=show_id)
-            if _time_is_up(deadline=deadline, turn_ends=turn_ends):
-                # The show's next turn queues behind the wake-ups already waiting; its
-                # bookings stay pending, in order, for whichever drain takes it next.
-                decision_queue.hand_off(show_id=show_id)
-                return decided
-            if len(batch) < settings.BOOKING_DECIDE_BATCH:
-                # A short batch took everything that was pending: go straight to the final
-                # look below instead of opening one more transaction to find nothing.
-                break
-        if _more_soon(show_id=show_id):
+                return decided, _After.LOST
+            decision_queue.show_renew_claim(show_id=show_id)
+        if len(batch) == settings.BOOKING_DECIDE_BATCH:
+            # A full batch: more is probably pending. Others ready go first.
+            others_ready = bool(decision_queue.shows_ready(queue=queue))
+            if others_ready or _time_is_up(deadline=deadline, turn_ends=turn_ends, queue=queue):
+                return decided, _After.MORE
+            continue
+        # A short batch took everything that was pending: wait briefly for more.
+        if _more_soon(show_id=show_id, queue=queue):
+            others_ready = False
             continue
         # Clear the marker, then look once more: a booking committed before the clear
-        # relied on this drain and is seen now; one committed after it wakes the show again.
+        # relied on this drain and is seen now; one committed after it wakes the show again
+        # (or, if the show is still in the ready set, makes show_finish leave it ready).
         decision_queue.clear_wake_marker(show_id=show_id)
         if not selectors.booking_pending_exists(show_id=show_id):
-            return decided
-        decision_queue.keep_wake_marker(show_id=show_id)
+            return decided, _After.DONE
+        decision_queue.show_renew_claim(show_id=show_id)
+        others_ready = bool(decision_queue.shows_ready(queue=queue))
+        if others_ready:
+            return decided, _After.MORE
 
 
-def _time_is_up(*, deadline: float, turn_ends: float) -> bool:
-    """Past the deadline, or past the turn while another show's wake-up waits."""
+def _time_is_up(*, deadline: float, turn_ends: float, queue: str) -> bool:
+    """Past the deadline, or past the turn while another bookings queue's wake-up waits."""
     now = time.monotonic()
     if now > deadline:
         return True
     if now <= turn_ends:
         return False
     try:
-        return decision_queue.wakeups_queued()
+        return decision_queue.wakeups_queued(excluding=queue)
     except Exception:
         # Cannot tell: keep draining (the deadline still bounds the drain).
-        logger.warning("could not read the bookings queue", exc_info=True)
+        logger.warning("could not read the bookings queues", exc_info=True)
         return False
 
 
-def _more_soon(*, show_id: int) -> bool:
+def _other_work(*, queue: str, broker: bool = True) -> bool:
+    """Whether another show is ready in `queue`, or (`broker`) a wake-up waits in another
+    bookings queue."""
+    if decision_queue.shows_ready(queue=queue):
+        return True
+    if not broker:
+        return False
+    try:
+        return decision_queue.wakeups_queued(excluding=queue)
+    except Exception:
+        logger.warning("could not read the bookings queues", exc_info=True)
+        return True  # do not linger blind
+
+
+def _more_soon(*, show_id: int, queue: str) -> bool:
     """Wait up to BOOKING_DRAIN_LINGER_MS for another pending booking of the show, keeping
-    the lock and the wake-up marker meanwhile; True if one came. Skipped when another
-    wake-up is queued, so that a lingering drain never keeps a different show waiting."""
+    its lock, claim and marker meanwhile; True if one came. Skipped, and cut short, as soon
+    as another show is ready or another queue's wake-up waits, so that a lingering drain
+    never keeps a different show waiting."""
     linger = settings.BOOKING_DRAIN_LINGER_MS / 1000
-    if linger <= 0 or decision_queue.wakeups_queued():
+    if linger <= 0 or _other_work(queue=queue):
         return False
     deadline = time.monotonic() + linger
+    steps = 0
     while time.monotonic() < deadline:
         time.sleep(LINGER_STEP_SECONDS)
+        steps += 1
         if selectors.booking_pending_exists(show_id=show_id):
             return True
+        # The ready set (Redis) every step; the other queues' depths (a passive declare per
+        # queue, a channel each on RabbitMQ) every BROKER_CHECK_STEPS.
+        if _other_work(queue=queue, broker=steps % BROKER_CHECK_STEPS == 0):
+            return False
     return False
 
 

@@ -43,6 +43,13 @@ def test_bookings_whose_wake_up_failed_to_publish_are_decided(stack):
         show_ids = [service.create_show(rows=8, seats_per_row=10)["id"] for _ in range(3)]
         clients = Clients(service.base_url, service.tokens(60))
         clients.book_all(quantity_requests(show_ids, 60, seed=5))
+        # Every drain done: a drain still running would serve the shows the next bookings
+        # make ready (the ready sets are in Redis, which the web still reaches), and nothing
+        # would be left for the recovery job.
+        with service.pg.connect() as conn:
+            wait_until_final(conn, clients.accepted, timeout=30, logs=service.logs)
+        broker = service.redis.client()
+        wait_until(lambda: not broker.keys("booking:wake:*"), timeout=10, what="the drains to finish")
 
         proxy.cut()  # the broker is unreachable for the web processes from now on
         clients.book_all(quantity_requests(show_ids, 240, seed=6))
