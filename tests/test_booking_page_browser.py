@@ -424,6 +424,9 @@ def test_an_expired_access_token_is_refreshed_once_and_a_dead_session_asks_to_si
 
     def spoil(page, **tokens) -> None:
         # What a token past its lifetime looks like to the API: one it refuses with a 401.
+        # On the public page, so that the reload sends no token.
+        page.goto(f"{live_stack.base_url}/#/")
+        page.locator(".movie-list, main > p").first.wait_for()
         page.evaluate(
             """([key, tokens]) => {
                 sessionStorage.setItem(key, JSON.stringify({...JSON.parse(sessionStorage.getItem(key)), ...tokens}));
@@ -447,7 +450,6 @@ def test_an_expired_access_token_is_refreshed_once_and_a_dead_session_asks_to_si
             page.locator(".booking-list .empty").wait_for()
             refreshed = {"calls": list(calls), "before": before, "after": stored(page)}
             spoil(page, access="expired", refresh="revoked")
-            page.goto(f"{live_stack.base_url}/#/")
             page.goto(f"{live_stack.base_url}/#/bookings")
             page.get_by_role("heading", name="Sign in").wait_for()
             dead = {"url": page.url, "stored": stored(page), "account": page.locator("#account").inner_text()}
