@@ -9,6 +9,7 @@ RUN pip install -r requirements.txt
 
 COPY . .
 RUN DJANGO_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+    TICKET_SIGNING_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))') \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var/metrics \
     && useradd --create-home --uid 1000 app \

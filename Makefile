@@ -17,6 +17,11 @@ run: install .env
 	@grep -q '^METRICS_TOKEN=' .env || echo "METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
 	@# ... and the development flag that lets seed_demo create the demo accounts.
 	@grep -q '^DEMO_USERS=' .env || echo "DEMO_USERS=1" >> .env
+	@# ... and the fake payment provider's permission and webhook secret (development only).
+	@grep -q '^PAYMENT_FAKE_ALLOWED=' .env || echo "PAYMENT_FAKE_ALLOWED=1" >> .env
+	@grep -q '^PAYMENT_WEBHOOK_SECRET=.' .env || echo "PAYMENT_WEBHOOK_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" >> .env
+	@# ... and the key that signs ticket codes.
+	@grep -q '^TICKET_SIGNING_KEY=' .env || echo "TICKET_SIGNING_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
 	$(PY) manage.py ensure_services
 	$(PY) manage.py release_migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -143,13 +148,17 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# A development .env with a fresh secret key, Flower password and metrics token (kept out of
-# git), and DEMO_USERS=1: the demo accounts of `make run` exist only in such a development profile.
+# A development .env with a fresh secret key, ticket signing key, Flower password, metrics token
+# and payment webhook secret (kept out of git), DEMO_USERS=1 and PAYMENT_FAKE_ALLOWED=1: the demo
+# accounts and the fake payment provider of `make run` exist only in such a development profile.
 .env:
 	sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
+	    -e "s|^TICKET_SIGNING_KEY=.*|TICKET_SIGNING_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" \
 	    -e "s|^FLOWER_BASIC_AUTH=.*|FLOWER_BASIC_AUTH=operator:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(18))')|" \
 	    -e "s|^DEMO_USERS=.*|DEMO_USERS=1|" \
 	    -e "s|^METRICS_TOKEN=.*|METRICS_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
+	    -e "s|^PAYMENT_FAKE_ALLOWED=.*|PAYMENT_FAKE_ALLOWED=1|" \
+	    -e "s|^PAYMENT_WEBHOOK_SECRET=.*|PAYMENT_WEBHOOK_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')|" \
 	    .env.example > .env
 	@echo "Wrote .env (development settings)."
 

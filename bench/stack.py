@@ -38,6 +38,7 @@ class Config:
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(50))
+    ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(50))
 
     @property
     def database_url(self) -> str:
@@ -62,6 +63,7 @@ class Config:
         env.update(
             DJANGO_SETTINGS_MODULE="bench.settings",
             DJANGO_SECRET_KEY=self.secret,
+            TICKET_SIGNING_KEY=self.ticket_key,
             DJANGO_DEBUG="0",
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,

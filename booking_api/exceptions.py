@@ -25,6 +25,7 @@ from core.exceptions import (
     DomainError,
     NotAuthenticated,
     NotFound,
+    PaymentDeclined,
     TooManyRequests,
     ValidationFailed,
 )
@@ -35,6 +36,7 @@ DOMAIN_STATUS = {
     ValidationFailed: status.HTTP_400_BAD_REQUEST,
     NotAuthenticated: status.HTTP_401_UNAUTHORIZED,
     NotFound: status.HTTP_404_NOT_FOUND,
+    PaymentDeclined: status.HTTP_402_PAYMENT_REQUIRED,
     Conflict: status.HTTP_409_CONFLICT,
     TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
     DependencyUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -130,6 +132,8 @@ def api_exception_handler(exc, context):
             headers["WWW-Authenticate"] = BEARER_CHALLENGE
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, DependencyUnavailable):
+            headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
     elif (response := dependency_error_response(exc)) is not None:
         return response
     elif isinstance(exc, Http404):

@@ -160,6 +160,8 @@ class SchemaGenerator(OpenAPISchemaGenerator):
                     continue
                 if param.name == "booking_id":
                     param.format = openapi.FORMAT_UUID
+                elif param.name == "code":
+                    param.type = openapi.TYPE_STRING  # a ticket code (tickets_qr)
                 else:
                     # urls.IdConverter: 1 to 18 digits, so that every id fits a bigint.
                     param.type, param.format, param.minimum = openapi.TYPE_INTEGER, "int64", 0

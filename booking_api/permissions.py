@@ -1,6 +1,8 @@
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from core import selectors
+
 
 class IsStaffOrReadOnly(BasePermission):
     """Catalogue reads are public; writes are for staff (401 anonymous, 403 others)."""
@@ -9,6 +11,13 @@ class IsStaffOrReadOnly(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class IsScanner(BasePermission):
+    """Check-in at the door: staff, or users in the `scanners` group (401 anonymous, 403 others)."""
+
+    def has_permission(self, request, view) -> bool:
+        return selectors.user_is_scanner(user=request.user)
 
 
 class CredentialsInBody(BaseAuthentication):

@@ -120,6 +120,17 @@ class UserThrottle(_FixedWindowThrottle):
         return None
 
 
+class CheckinThrottle(_FixedWindowThrottle):
+    """Check-ins per scanning account (THROTTLE_CHECKIN), instead of the per-user rate: a
+    door's few accounts scan for a whole queue of people."""
+
+    scope = "checkin"
+
+    def get_cache_key(self, request, view):
+        # Only scanners get here (the permission check runs first): always a user.
+        return f"checkin:{request.user.pk}"
+
+
 class AuthThrottle(_FixedWindowThrottle):
     """Login and signup attempts per client address (password guessing), for the API and
     the admin's login page alike."""
@@ -158,3 +169,13 @@ def forgive_login_attempt(request) -> None:
     if counter:
         _script(_GIVE_BACK)(keys=[counter], client=redis_client())
         setattr(request, _LOGIN_COUNTER_ATTR, None)
+
+
+class WebhookThrottle(_FixedWindowThrottle):
+    """The payment provider's webhook requests per sending address (instead of the anonymous
+    users' limit: a provider delivering a burst of results is not a client to slow down)."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        return f"webhook:{self.get_ident(request)}"

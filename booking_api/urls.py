@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from booking_api import admin_login
 from booking_api.metrics import metrics_view
 from booking_api.openapi import API_INFO, SchemaGenerator
-from booking_api.views import auth, bookings, catalogue, ops, page
+from booking_api.views import auth, bookings, catalogue, ops, page, payments, tickets, waitlist
 from core.admin import box_office
 
 
@@ -48,7 +48,17 @@ api_v1 = [
     *route("screens/<id:screen_id>", catalogue.ScreenDetailApi.as_view(), "screen-detail"),
     *route("bookings", bookings.BookingListCreateApi.as_view(), "booking-list"),
     *route("bookings/<uuid:booking_id>", bookings.BookingDetailApi.as_view(), "booking-detail"),
+    *route("bookings/<uuid:booking_id>/pay", payments.BookingPayApi.as_view(), "booking-pay"),
+    *route("payments/webhook", payments.PaymentWebhookApi.as_view(), "payment-webhook"),
+    *route("bookings/<uuid:booking_id>/tickets", tickets.BookingTicketListApi.as_view(), "booking-tickets"),
     *route("users/<id:user_id>/bookings", bookings.UserBookingListApi.as_view(), "user-bookings"),
+    *route("tickets/<str:code>/qr.png", tickets.TicketQrApi.as_view(), "ticket-qr"),
+    *route("checkins", tickets.CheckinCreateApi.as_view(), "checkin-list"),
+    *route("bookings/<uuid:booking_id>/confirm", bookings.BookingConfirmApi.as_view(), "booking-confirm"),
+    *route("users/<id:user_id>/bookings", bookings.UserBookingListApi.as_view(), "user-bookings"),
+    *route("shows/<id:show_id>/waitlist", waitlist.ShowWaitlistJoinApi.as_view(), "show-waitlist"),
+    *route("waitlist", waitlist.WaitlistListApi.as_view(), "waitlist-list"),
+    *route("waitlist/<id:entry_id>", waitlist.WaitlistDetailApi.as_view(), "waitlist-detail"),
 ]
 
 schema_view = get_schema_view(

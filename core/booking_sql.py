@@ -127,6 +127,11 @@ def seat_map_row(*, show_id: int, with_prices: bool = False) -> tuple | None:
     """A show's (rows, seats per row, held seat labels, premium rows, accessible seats,
     companion seats, explicit prices or None) in one statement, or None. The prices (with
     `with_prices`) are "type|category|amount" strings: text keeps the amounts exact."""
+    return seat_map_rows(show_ids=[show_id], with_prices=with_prices).get(show_id)
+
+
+def seat_map_rows(*, show_ids: Sequence[int], with_prices: bool = False) -> dict[int, tuple]:
+    """seat_map_row of each of `show_ids` that exists, by show id, in one statement."""
     prices = (
         f"ARRAY(SELECT p.ticket_type || '|' || p.seat_category || '|' || p.amount::text "  # noqa: S608  # nosec B608
         f"FROM {_PRICE} p WHERE p.show_id = s.id)"
@@ -135,13 +140,28 @@ def seat_map_row(*, show_id: int, with_prices: bool = False) -> tuple | None:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {_SEAT} b "  # noqa: S608  # nosec B608
+            f"SELECT s.id, c.rows, c.seats_per_row, ARRAY(SELECT seat_label FROM {_SEAT} b "  # noqa: S608  # nosec B608
             f"WHERE b.show_id = s.id), c.premium_rows, c.accessible_seats, c.companion_seats, {prices} "
-            f"FROM {_SHOW} s JOIN {_SCREEN} c ON c.id = s.screen_id WHERE s.id = %s",
-            [show_id],
+            f"FROM {_SHOW} s JOIN {_SCREEN} c ON c.id = s.screen_id WHERE s.id = ANY(%s::bigint[])",
+            [list(show_ids)],
         )
-        row = cursor.fetchone()
-    return (row[0], row[1], list(row[2]), row[3], row[4], row[5], row[6]) if row else None
+        rows = cursor.fetchall()
+    return {row[0]: (row[1], row[2], list(row[3]), row[4], row[5], row[6], row[7]) for row in rows}
+
+
+def pending_rows_sql(columns: Sequence[str]) -> str:
+    """SQL selecting `columns` (column names of the model, never input) of the pending
+    bookings of several shows, locked FOR UPDATE, oldest accepted first per show and at
+    most a limit per show, the shows in the order given. Parameters: the show ids (a
+    bigint array), the limit. Each show is a range scan of booking_pending_show_idx."""
+    inner = ", ".join(f"x.{column}" for column in columns)
+    outer = ", ".join(f"b.{column}" for column in columns)
+    return (
+        f"SELECT {outer} FROM unnest(%s::bigint[]) WITH ORDINALITY AS s(id, n) "  # noqa: S608  # nosec B608
+        f"CROSS JOIN LATERAL (SELECT {inner}, x.sequence AS sequence_ FROM {_BOOKING} x "
+        f"WHERE x.show_id = s.id AND x.status = '{Booking.Status.PENDING}' ORDER BY x.sequence LIMIT %s "
+        "FOR UPDATE) b ORDER BY s.n, b.sequence_"
+    )
 
 
 def _insert_values(booking: Booking) -> list[Any]:
@@ -223,13 +243,13 @@ def insert_pending(booking: Booking, *, lock_namespace: int, pending_limit: int)
 
 def write_decisions(
     *,
-    show_id: int,
     bookings: Sequence[Booking],
     held: Sequence[BookedSeat],
     now: datetime,
     write_lines: Callable[[Any], None] | None = None,
 ) -> int:
-    """Write a decided batch in three statements whatever its size: the held seats, the sold
+    """Write a decided batch (of one show or several) in three statements whatever its size:
+    the held seats (each with its own show), the sold
     lines (`write_lines(cursor)`), then every booking's outcome (with its reference, total,
     currency and, when held, its deadline), from arrays unnested server-side.
 
@@ -245,8 +265,13 @@ def write_decisions(
             # rows pending.
             cursor.execute(
                 f"INSERT INTO {_SEAT} (show_id, seat_label, booking_id) "  # noqa: S608  # nosec B608
-                "SELECT %s, label, booking FROM unnest(%s::varchar[], %s::uuid[]) AS t(label, booking)",
-                [show_id, [seat.seat_label for seat in held], [str(seat.booking_id) for seat in held]],
+                "SELECT show_id, label, booking FROM unnest(%s::bigint[], %s::varchar[], %s::uuid[]) "
+                "AS t(show_id, label, booking)",
+                [
+                    [seat.show_id for seat in held],
+                    [seat.seat_label for seat in held],
+                    [str(seat.booking_id) for seat in held],
+                ],
             )
             if write_lines is not None:
                 write_lines(cursor)

@@ -35,6 +35,7 @@ import core.tracing  # noqa: F401 - the request id travels in the headers of eve
 from core import broker
 from core.context import current_request_id
 from core.redis import redis_client
+from core.show_lock import show_lock_key
 
 logger = logging.getLogger("core.decision_queue")
 
@@ -54,7 +55,7 @@ HAND_OFF_BACKOFF_SECONDS = 0.1
 HAND_OFF_SECONDS = 8.0
 
 
-def wake_key(show_id: int) -> str:
+def wake_key(show_id: int | str) -> str:
     return f"booking:wake:show:{show_id}"
 
 
@@ -85,6 +86,47 @@ _SCRIPTS = {
         if #ids == 0 then return false end
         redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ids[1])
         return {ids[1], redis.call('ZCOUNT', KEYS[1], '-inf', now)}""",
+    # Up to ARGV[2] of the shows ready longest, each claimed for the lease (ARGV[1] ms) if
+    # its lock (key prefix ARGV[5]) can be taken for this drain's token (ARGV[4]) for
+    # ARGV[3] ms, else made ready again at the back of the line; the markers (prefix ARGV[6])
+    # of the claimed shows cleared when they are several (as a drain clears a show's marker
+    # before the batch of its turn: core/services/drain.py). Returns {claimed, busy, how
+    # many are ready after}, or nil. The lock and marker keys are built here from their
+    # prefixes, so the script's keys are not all declared: one Redis, never a cluster.
+    "claim_many": _NOW
+    + """
+        local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+        if #ids == 0 then return false end
+        local claimed, busy = {}, {}
+        for _, id in ipairs(ids) do
+            if redis.call('SET', ARGV[5] .. id, ARGV[4], 'NX', 'PX', ARGV[3]) then
+                redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), id)
+                claimed[#claimed + 1] = id
+            else
+                redis.call('ZADD', KEYS[1], 'XX', now, id)
+                busy[#busy + 1] = id
+            end
+        end
+        if #claimed > 1 then
+            for _, id in ipairs(claimed) do redis.call('DEL', ARGV[6] .. id) end
+        end
+        return {claimed, busy, redis.call('ZCOUNT', KEYS[1], '-inf', now)}""",
+    # The end of a turn of several shows: each show's lock (prefix ARGV[2]) released if it
+    # still holds this drain's token (ARGV[1]), then the first ARGV[4] of the shows ready
+    # again at the back of the line, the others finished as by "finish" (marker prefix
+    # ARGV[3]).
+    "settle": _NOW
+    + """
+        local requeued = tonumber(ARGV[4])
+        for i = 5, #ARGV do
+            local id = ARGV[i]
+            if redis.call('GET', ARGV[2] .. id) == ARGV[1] then redis.call('DEL', ARGV[2] .. id) end
+            if i - 4 <= requeued or redis.call('EXISTS', ARGV[3] .. id) == 1 then
+                redis.call('ZADD', KEYS[1], now, id)
+            else
+                redis.call('ZREM', KEYS[1], id)
+            end
+        end""",
     # How many shows are ready now (claimable).
     "ready": _NOW + "return redis.call('ZCOUNT', KEYS[1], '-inf', now)",
     # Ready again, at the back of the queue's line.
@@ -255,6 +297,32 @@ def show_claim_next(*, queue: str) -> tuple[int, bool] | None:
         return None
     show_id, others = claimed
     return int(show_id), int(others) > 0
+
+
+def shows_claim(*, queue: str, limit: int, token: str) -> tuple[list[int], list[int], bool] | None:
+    """Up to `limit` shows of `queue` ready longest, in one round trip: those whose Redis
+    lock (core/show_lock.py) it could take with `token` are claimed for this drain, the
+    others (busy: another process holds the lock) made ready again at the back of the line.
+    Returns (claimed, busy, whether shows are ready after), or None when no show is ready.
+
+    When it claims several, their markers are cleared, as a drain does before the batch of
+    a show's turn while other shows are ready."""
+    claimed = _script(
+        "claim_many",
+        [ready_key(queue)],
+        [_lease_ms(), limit, _lease_ms(), token, show_lock_key(""), wake_key("")],
+    )
+    if claimed is None:
+        return None
+    shows, busy, ready = claimed
+    return [int(show_id) for show_id in shows], [int(show_id) for show_id in busy], int(ready) > 0
+
+
+def shows_settle(*, queue: str, token: str, requeue: list[int], finish: list[int]) -> None:
+    """End a turn of several shows claimed by shows_claim, in one round trip: release their
+    locks (those still held with `token`), make the `requeue` shows ready again at the back
+    of the line and take the `finish` shows out of the ready set as show_finish does."""
+    _script("settle", [ready_key(queue)], [token, show_lock_key(""), wake_key(""), len(requeue), *requeue, *finish])
 
 
 def shows_ready(*, queue: str) -> int:

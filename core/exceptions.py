@@ -38,6 +38,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class PaymentDeclined(DomainError):
+    """The payment provider refused the charge (HTTP 402)."""
+
+    code = "payment_declined"
+
+
 class TooManyRequests(DomainError):
     """A per-user limit refuses the operation for now (HTTP 429 with Retry-After)."""
 

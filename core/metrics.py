@@ -80,6 +80,7 @@ BOOKING_DECISIONS = Counter(
     ["outcome", "reason"],
 )
 BOOKING_HOLDS_EXPIRED = Counter("booking_holds_expired", "Held bookings that expired unpaid, their seats freed.")
+WAITLIST_OFFERS = Counter("booking_waitlist_offers", "Held bookings offered to waiting-list entries from freed seats.")
 BOOKING_DECISION_LATENCY = Histogram(
     "booking_decision_latency_seconds",
     "Time from a booking's acceptance to its decision by a worker.",
@@ -90,6 +91,8 @@ LOCK_BUSY = Counter("booking_show_lock_busy", "Drains that found their show's lo
 TASK_RETRIES = Counter("booking_task_retries", "Decision tasks retried later, by reason.", ["reason"])
 LOCK_LOST = Counter("booking_show_lock_lost", "Drains that stopped because their show lock expired.")
 RECOVERY_REQUEUES = Counter("booking_recovery_requeued_shows", "Shows re-queued by the recovery job.")
+TICKET_CHECKINS = Counter("booking_checkins", "Ticket scans at the door, by outcome.", ["outcome"])
+CHECKIN_OUTCOMES = ("admitted", "already_admitted", "ticket_void", "not_found")
 
 
 # Labels taken from a request come from closed sets: a client choosing the method (any token
@@ -137,9 +140,20 @@ def bookings_expired(count: int) -> None:
         BOOKING_HOLDS_EXPIRED.inc(count)
 
 
+def waitlist_offered(count: int) -> None:
+    """Count waiting-list offers made (held bookings from freed seats)."""
+    if count:
+        WAITLIST_OFFERS.inc(count)
+
+
 def bookings_cancelled(count: int, *, by: str) -> None:
     if count:
         BOOKING_CANCELLATIONS.labels(by=by).inc(count)
+
+
+def ticket_checked_in(*, outcome: str) -> None:
+    """One scan at the door: one of CHECKIN_OUTCOMES."""
+    TICKET_CHECKINS.labels(outcome=outcome).inc()
 
 
 def _declare_series() -> None:
@@ -156,6 +170,8 @@ def _declare_series() -> None:
         TASK_RETRIES.labels(reason=reason)
     for by in ("user", "show"):
         BOOKING_CANCELLATIONS.labels(by=by)
+    for outcome in CHECKIN_OUTCOMES:
+        TICKET_CHECKINS.labels(outcome=outcome)
 
 
 _declare_series()

@@ -13,9 +13,22 @@ from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from core import booking_sql, references
-from core.exceptions import NotFound
-from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Screen, Show, ShowPrice
+from core.exceptions import Conflict, NotFound
+from core.models import (
+    SEAT_HOLDING_STATUSES,
+    BookedSeat,
+    Booking,
+    BookingLine,
+    Movie,
+    Screen,
+    Show,
+    ShowPrice,
+    WaitlistEntry,
+)
 from core.seating import Layout, SeatCategories
+
+# The group whose members may check tickets in (POST /checkins) without being staff.
+SCANNERS_GROUP = "scanners"
 
 MOVIE_ORDERINGS = {"title", "-title", "release_date", "-release_date", "duration_minutes", "-duration_minutes"}
 
@@ -129,10 +142,21 @@ def show_screen_and_held(
     The decider calls it once it holds the show's lock, so that a screen resized or a price
     changed while it waited is read as it is now: a join in the locking statement would
     keep the rows of that statement's snapshot."""
-    row = booking_sql.seat_map_row(show_id=show_id, with_prices=with_prices)
-    if row is None:
+    screen = shows_screen_and_held(show_ids=[show_id], with_prices=with_prices).get(show_id)
+    if screen is None:
         raise NotFound("Show not found.")
-    return Layout(row[0], row[1]), set(row[2]), SeatCategories.of(row[3], row[4], row[5]), row[6]
+    return screen
+
+
+def shows_screen_and_held(
+    *, show_ids: Sequence[int], with_prices: bool = False
+) -> dict[int, tuple[Layout, set[str], SeatCategories, list[str] | None]]:
+    """show_screen_and_held of several shows in one statement, by show id (a show that does
+    not exist is left out)."""
+    return {
+        show_id: (Layout(row[0], row[1]), set(row[2]), SeatCategories.of(row[3], row[4], row[5]), row[6])
+        for show_id, row in booking_sql.seat_map_rows(show_ids=show_ids, with_prices=with_prices).items()
+    }
 
 
 def show_seat_map(*, show_id: int) -> dict:
@@ -168,6 +192,31 @@ def booking_get(*, booking_id, user) -> Booking:
     return booking
 
 
+def booking_tickets(*, booking_id, user) -> list[BookingLine]:
+    """The tickets (lines, one per seat) of a confirmed booking `user` may see, in seat
+    order of the sale. Raises NotFound as booking_get does, and Conflict
+    (`booking_not_confirmed`) for a booking in any other status: only a confirmed booking's
+    tickets admit anyone."""
+    booking = bookings_visible_to(user=user).filter(pk=booking_id).only("id", "status").first()
+    if booking is None:
+        raise NotFound("Booking not found.")
+    if booking.status != Booking.Status.CONFIRMED:
+        raise Conflict(
+            f"Tickets are issued for confirmed bookings only; this one is {booking.status}.",
+            code="booking_not_confirmed",
+            details={"status": str(booking.status)},
+        )
+    return list(BookingLine.objects.filter(booking_id=booking.pk).order_by("id"))
+
+
+def user_is_scanner(*, user) -> bool:
+    """Whether `user` may check tickets in at the door: staff, or a member of the
+    `scanners` group (created by migration 0010; members are added in the admin)."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return bool(user.is_staff or user.groups.filter(name=SCANNERS_GROUP).exists())
+
+
 def bookings_set_queue_positions(*, bookings: Sequence[Booking]) -> None:
     """Set `queue_position` on every pending booking of `bookings` (a page, or one booking):
     one query for all of them, none when none is pending."""
@@ -196,8 +245,9 @@ def booking_list(
         bookings = Booking.objects.filter(user_id=owner_id if owner_id is not None else user.pk)
     if status:
         bookings = bookings.filter(status=status)
-    # The lines of the page's bookings in one more query, not one per booking.
-    return bookings.prefetch_related("lines").order_by("-created_at", "-sequence")
+    # The lines (and payments, for refunds) of the page's bookings in a query each, not one
+    # per booking.
+    return bookings.prefetch_related("lines", "payments").order_by("-created_at", "-sequence")
 
 
 def bookings_overdue_show_ids(*, older_than_seconds: float) -> list[int]:
@@ -274,3 +324,32 @@ def table_row_estimate(model) -> int:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
         row = cursor.fetchone()
     return row[0] if row else -1
+
+
+def waitlist_with_positions(entries: QuerySet[WaitlistEntry]) -> QuerySet[WaitlistEntry]:
+    """Annotate `entries_ahead` (read by WaitlistEntry.position): the waiting entries of the
+    same show before each one, counted on the show's queue index (waitlist_waiting_show_idx)."""
+    ahead = (
+        WaitlistEntry.objects.filter(
+            show_id=OuterRef("show_id"), status=WaitlistEntry.Status.WAITING, pk__lt=OuterRef("pk")
+        )
+        .order_by()
+        .values("show_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return entries.annotate(entries_ahead=Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)))
+
+
+def waitlist_list(*, user_id: int) -> QuerySet[WaitlistEntry]:
+    """A user's waiting-list entries, newest first, with their positions and offers."""
+    entries = WaitlistEntry.objects.filter(user_id=user_id).select_related("booking", "show")
+    return waitlist_with_positions(entries).order_by("-created_at", "-id")
+
+
+def waitlist_entry_get(*, entry_id: int, user_id: int) -> WaitlistEntry:
+    """One entry of the user, with its position. Raises NotFound."""
+    entry = waitlist_list(user_id=user_id).filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFound("Waiting-list entry not found.")
+    return entry

@@ -12,7 +12,7 @@ from redis.lock import Lock
 from core.redis import redis_client
 
 
-def show_lock_key(show_id: int) -> str:
+def show_lock_key(show_id: int | str) -> str:
     return f"booking:lock:show:{show_id}"
 
 

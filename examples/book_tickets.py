@@ -15,10 +15,16 @@ What it shows:
   4. poll the booking's Location, waiting at least the Retry-After the server asks for (it
      grows with the booking's queue_position, the bookings of its show ahead of it) and
      backing off, until it is final;
-  5. handle every final status: confirmed, failed (with its reason) and cancelled.
+  5. on a show that takes payment, the booking is `held` until paid: pay it with an
+     Idempotency-Key (one charge however often it is retried): 200 paid, 202 the provider
+     still deciding (ask again with the same key), 402 declined, 409 hold_expired;
+  6. handle every final status: confirmed, failed (with its reason), cancelled and expired;
+  7. once confirmed, fetch the tickets: one signed code per seat and the URL of its QR code
+     image (what the holder shows at the door; the image needs no token).
 
 Exit status: 0 confirmed, 2 failed, 3 cancelled, 4 still pending when --timeout ran out (poll
-the same booking again later: it will be decided), 1 any other error.
+the same booking again later: it will be decided), 5 payment declined (the booking stays
+held until its hold_expires_at: pay again), 6 the hold expired unpaid, 1 any other error.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ import urllib.error
 import urllib.request
 import uuid
 
-FINAL = {"confirmed", "failed", "cancelled"}
+FINAL = {"confirmed", "failed", "cancelled", "expired"}
+# A paying show's won booking waits for its payment, not for a worker: stop polling and pay.
+DECIDED = FINAL | {"held"}
 # What to tell a user about each failure_reason (the API may add rarer ones later).
 REASONS = {
     "seats_unavailable": "one of the seats you asked for was taken first; pick other seats",
@@ -158,17 +166,43 @@ class Client:
         )
         return booking, headers["Location"], retry_after_seconds(headers)
 
-    def wait_until_final(self, location: str, retry_after: float, *, timeout: float) -> dict:
+    def tickets(self, booking_id: str) -> list[dict]:
+        """The tickets of a confirmed booking: [{"seat", "ticket_type", "code", "qr"}]."""
+        return self.call("GET", f"/api/v1/bookings/{booking_id}/tickets")[2]
+
+    def wait_until_decided(self, location: str, retry_after: float, *, timeout: float) -> dict:
         return poll_until_final(
             lambda: self.call("GET", location)[1:],
             retry_after,
             timeout=timeout,
+            until=DECIDED,
             on_pending=lambda booking: print(f"  still {booking['status']}{ahead(booking)}..."),
         )
 
+    def pay(self, booking: dict, token: str, *, timeout: float) -> dict:
+        """Pay a held booking: returns it confirmed. Raises ApiError 402 (declined) or 409
+        (hold_expired, ...). One Idempotency-Key for this payment: a retry after a timeout or
+        a 503, and every "is it decided yet?" while the provider decides (202), is the same
+        charge."""
+        print(f"Held until {booking['hold_expires_at']}: paying {booking['total']} {booking['currency']}.")
+        key = str(uuid.uuid4())
+        path = f"/api/v1/bookings/{booking['id']}/pay"
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            status, _, booking = self.call("POST", path, {"payment_token": token}, {"Idempotency-Key": key})
+            if status == 200 or time.monotonic() > deadline:
+                return booking
+            print("  the payment provider is still deciding...")
+            time.sleep(backoff(attempt, base=0.5, cap=5))
+            attempt += 1
 
-def poll_until_final(get, retry_after: float, *, timeout: float, max_wait: float | None = None, on_pending=None):
-    """Poll a booking until it is final or `timeout` seconds passed; returns its last state.
+
+def poll_until_final(
+    get, retry_after: float, *, timeout: float, max_wait: float | None = None, on_pending=None, until=FINAL
+):
+    """Poll a booking until its status is in `until` (final) or `timeout` seconds passed;
+    returns its last state.
 
     get() -> (headers, booking) fetches it once. Never poll sooner than the server asks
     (Retry-After), and back off further the longer it takes. `max_wait` bounds each wait
@@ -180,7 +214,7 @@ def poll_until_final(get, retry_after: float, *, timeout: float, max_wait: float
         wait = max(retry_after, backoff(attempt, base=0.5, cap=10))
         time.sleep(wait if max_wait is None else min(wait, max_wait))
         headers, booking = get()
-        if booking["status"] in FINAL or time.monotonic() > deadline:
+        if booking["status"] in until or time.monotonic() > deadline:
             return booking
         if on_pending is not None:
             on_pending(booking)
@@ -218,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seats", help="exact seats, comma-separated (e.g. E7,E8)")
     parser.add_argument("--quantity", type=int, default=2, help="best available seats (default 2)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to keep polling")
+    parser.add_argument(
+        "--payment-token",
+        default="tok_ok",
+        help="pays a held booking: the payment method from your provider's client-side form "
+        "(the development server's fake provider: tok_ok, tok_declined, tok_async_ok, tok_async_fail)",
+    )
     args = parser.parse_args(argv)
     seats = [label.strip() for label in args.seats.split(",")] if args.seats else None
 
@@ -229,8 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.show:
             print(f"Show {show['id']} starts {show['starts_at']}, {show['available_seats']} seats free.")
         booking, location, retry_after = client.submit(show["id"], seats=seats, quantity=args.quantity)
-        booking = client.wait_until_final(location, retry_after, timeout=args.timeout)
+        booking = client.wait_until_decided(location, retry_after, timeout=args.timeout)
+        if booking["status"] == "held":
+            booking = client.pay(booking, args.payment_token, timeout=args.timeout)
     except ApiError as error:
+        if error.code == "payment_declined":
+            print(f"Payment declined: {error}. The booking stays held until its deadline: pay with another card.")
+            return 5
+        if error.code == "hold_expired":
+            print("Expired: the hold ran out before it was paid; its seats are free again.")
+            return 6
         print(f"Error: {error} (request id {error.request_id})", file=sys.stderr)
         return 1
     except urllib.error.URLError as error:
@@ -240,7 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     status = booking["status"]
     if status == "confirmed":
         print(f"Confirmed: seats {', '.join(booking['seats'])} (booking {booking['id']}).")
+        try:
+            for ticket in client.tickets(booking["id"]):
+                # The code is the ticket: keep it safe, show it (or its QR code) at the door.
+                print(f"  Ticket {ticket['seat']} ({ticket['ticket_type']}): {ticket['code']}  QR {ticket['qr']}")
+        except ApiError as error:
+            print(f"Error fetching the tickets: {error} (request id {error.request_id})", file=sys.stderr)
+            return 1
         return 0
+    if status == "expired":
+        print("Expired: the hold ran out before it was paid; its seats are free again.")
+        return 6
     if status == "failed":
         reason = booking["failure_reason"]
         print(f"Failed ({reason}): {REASONS.get(reason, 'see failure_reason')}.")

@@ -194,7 +194,11 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     # JSON logs, as a log collector reads them (tests/test_tracing.py parses them).
     web, base_url = service.start_web(log_dir, LOG_FORMAT="json", **env)
     try:
-        worker = service.start_worker(log_dir, concurrency=2, LOG_FORMAT="json", **env)
+        # The fake payment provider's webhooks go to this stack's web process.
+        webhook = f"{base_url}/api/v1/payments/webhook"
+        worker = service.start_worker(
+            log_dir, concurrency=2, LOG_FORMAT="json", PAYMENT_FAKE_WEBHOOK_URL=webhook, **env
+        )
     except Exception:
         web.stop()
         if bouncer:

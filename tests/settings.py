@@ -7,6 +7,7 @@ import os
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("TICKET_SIGNING_KEY", "test-ticket-signing-key-not-for-production-0123456789")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tests fire many requests from one address; rate limits have tests of their own.
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
@@ -23,6 +24,12 @@ METRICS_DIR_PREFIX = "booking-test-metrics-"
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
+# Payments with the fake provider (its tok_* tokens), its webhooks signed with a test secret.
+os.environ.setdefault("PAYMENT_FAKE_ALLOWED", "1")
+os.environ.setdefault("PAYMENT_WEBHOOK_SECRET", "test-payment-webhook-secret-0123456789")
+# Nowhere by default (port 9, discard): a test that wants the fake's webhooks delivered
+# starts its worker with its own web process's URL (conftest's live_stack, FaultStack).
+os.environ.setdefault("PAYMENT_FAKE_WEBHOOK_URL", "http://127.0.0.1:9/api/v1/payments/webhook")
 
 # On RabbitMQ (TEST_AMQP_URL set): a virtual host of the run's own, made by conftest; the
 # processes the tests start are given theirs.

@@ -10,6 +10,7 @@ from core import selectors
 from core.models import BookedSeat, Booking, Show
 from core.services.decisions import booking_decide_batch
 from core.services.submission import booking_submit
+from core.services.waitlist import waitlist_join
 from tests.factories import ShowFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +131,18 @@ def test_the_overdue_filter_lists_bookings_pending_past_the_grace_period(admin_c
     assert [b.pk for b in page.context["cl"].result_list] == [booked_show.pending.pk]
     for status in ("pending", "confirmed"):
         assert admin_client.get("/admin/core/booking/", {"status__exact": status}).status_code == 200
+
+
+def test_waiting_lists_are_listed_and_found_by_show_read_only(admin_client):
+    show = ShowFactory(screen__rows=1, screen__seats_per_row=1)
+    booking_submit(user_id=UserFactory().pk, show_id=show.pk, seats=["A1"])
+    booking_decide_batch(show_id=show.pk)
+    entry = waitlist_join(user_id=UserFactory(username="carol").pk, show_id=show.pk, quantity=1)
+    listed = admin_client.get("/admin/core/waitlistentry/", {"q": str(show.pk)})
+    assert listed.status_code == 200
+    assert f"/admin/core/waitlistentry/{entry.pk}/change/" in listed.content.decode()
+    assert admin_client.get("/admin/core/waitlistentry/", {"q": "nobody"}).context["cl"].result_count == 0
+    page = admin_client.get(f"/admin/core/waitlistentry/{entry.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="quantity"' not in page.content.decode()  # read-only
+    assert admin_client.get("/admin/core/waitlistentry/add/").status_code == 403

@@ -1,19 +1,21 @@
 """Access control: anonymous, user A, user B and staff against every route and method.
 
 Only the cells the contract allows succeed; every other cell is the contract's refusal
-(401 without a token, 403 for a catalogue write by a non-staff user, 404 for another
-user's booking, 405 for a method the route does not have)."""
+(401 without a token, 403 for a catalogue write or a check-in by a non-staff user, 404 for
+another user's booking, 405 for a method the route does not have)."""
 
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from core.models import BookedSeat, Booking
+from core import tickets
+from core.models import BookedSeat, Booking, BookingLine
 from tests.conftest import client_for
 from tests.factories import PASSWORD, ScreenFactory, ShowFactory, UserFactory
 
@@ -55,6 +57,9 @@ def world():
     show = ShowFactory(screen__rows=5, screen__seats_per_row=8)
     booking = Booking.objects.create(user=user_a, show=show, quantity=1, status="confirmed", seats=["A1"])
     BookedSeat.objects.create(show=show, seat_label="A1", booking=booking)
+    line = BookingLine.objects.create(
+        booking=booking, seat_label="A1", seat_category="standard", ticket_type="adult", amount=Decimal("9.00")
+    )
     clients = {"anonymous": APIClient(), "user_a": client_for(user_a), "user_b": client_for(user_b)}
     clients["staff"] = client_for(staff)
     ids = {
@@ -64,6 +69,7 @@ def world():
         "booking": booking.pk,
         "user_a": user_a.pk,
         "other_screen": ScreenFactory().pk,
+        "code": tickets.ticket_code(line.ticket_id),
     }
     return World(clients=clients, user_a=user_a, booking=booking, ids=ids)
 
@@ -92,6 +98,7 @@ BODIES = {
     "show_patch": lambda w: {"price": "5.00"},
     "screen": lambda w: {"name": "Matrix Hall", "rows": 2, "seats_per_row": 3},
     "booking": lambda w: {"show": w.ids["show"], "quantity": 1},
+    "checkin": lambda w: {"code": w.ids["code"]},
 }
 
 MATRIX = [
@@ -119,6 +126,11 @@ MATRIX = [
     ("GET", "/bookings/{booking}", None, owner_or_staff(200)),
     ("DELETE", "/bookings/{booking}", None, owner_or_staff(200)),
     ("GET", "/users/{user_a}/bookings", None, owner_or_staff(200)),
+    ("GET", "/bookings/{booking}/tickets", None, owner_or_staff(200)),
+    # The code is the credential: no token needed (an <img> cannot send one).
+    ("GET", "/tickets/{code}/qr.png", None, everyone(200)),
+    # Staff and the scanners group only; not even the ticket's holder.
+    ("POST", "/checkins", "checkin", staff_only(200)),
 ]
 
 

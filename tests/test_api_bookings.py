@@ -34,6 +34,8 @@ BOOKING_FIELDS = {
     # Holds (CONTRACT.md, additive)
     "hold_expires_at",
     "offer",
+    # Payment (CONTRACT.md, additive)
+    "refund",
 }
 
 

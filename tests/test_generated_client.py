@@ -314,6 +314,7 @@ const pending: Booking = {
   lines: [],
   hold_expires_at: null,
   offer: false,
+  refund: null,
 };
 // @ts-expect-error an unknown failure reason is not a booking's
 export const bogus: Booking = { ...pending, failure_reason: "bogus" };

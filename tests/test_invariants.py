@@ -5,10 +5,15 @@ tests and the benchmark rely on this one checker."""
 import pytest
 from django.db import connection
 
+from core.models import Payment
+from core.payments import provider
 from core.services.decisions import booking_decide_batch
+from core.services.holds import holds_expire_show
+from core.services.payments import booking_pay, payment_apply, payment_refund_send
 from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
-from tests.harness.invariants import check_guarantees, execute, show_violations
+from tests.harness.invariants import check_guarantees, execute, payment_violations, show_violations
+from tests.test_services_payments import held_booking, overdue
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +54,11 @@ def test_a_correct_show_has_no_violations(decided):
         ("UPDATE core_booking SET decided_at = decided_at - interval '1 hour' WHERE quantity = 1", "decision order"),
         ("UPDATE core_booking SET total = total + 1 WHERE status = 'confirmed'", "reference, lines or total"),
         ("UPDATE core_bookingline SET amount = amount + 1", "line at"),
+        (
+            "UPDATE core_bookingline SET admitted_at = now();"
+            " UPDATE core_booking SET status = 'cancelled' WHERE seats = '{A1,A2}'",
+            "yet its ticket A1 was admitted",
+        ),
     ],
 )
 def test_each_broken_guarantee_is_named(decided, corruption, named):
@@ -84,3 +94,56 @@ def test_first_accepted_first_decided(decided):
     # The last booking's 202 arrived before the first was even submitted: yet decided after it.
     inverted = {**in_order, last: (-2.0, -1.0)}
     assert any("order:" in v for v in violations(show, requests, timings=inverted))
+
+
+# ---- payments (harness/invariants.payment_violations) -------------------------------------
+
+
+@pytest.fixture
+def paid():
+    """A paying show's booking paid with tok_ok (confirmed, one kept charge) and another
+    whose late charge was refunded after its hold expired."""
+    confirmed = held_booking()
+    booking_pay(booking_id=confirmed.pk, user=confirmed.user, token="tok_ok", idempotency_key="k")
+    late = held_booking(show=confirmed.show, seats=["C1"])
+    booking_pay(booking_id=late.pk, user=late.user, token="tok_async_ok", idempotency_key="k")
+    execute(connection, "UPDATE core_fakecharge SET settles_at = now() - interval '1 second'")
+    overdue(late)
+    holds_expire_show(show_id=late.show_id, now=late.hold_expires_at)
+    payment = Payment.objects.get(booking=late)
+    payment_apply(payment_id=payment.pk, charge=provider().retrieve(intent_id=payment.intent_id))
+    payment_refund_send(payment_id=payment.pk)
+    return confirmed, late
+
+
+def test_correct_payments_have_no_violations(paid):
+    assert payment_violations(connection) == []
+
+
+@pytest.mark.parametrize(
+    ("corruption", "named"),
+    [
+        # A success on an expired booking, never refunded: money kept without seats.
+        (
+            "UPDATE core_payment SET refund_status = NULL, refund_amount = NULL WHERE refund_status IS NOT NULL",
+            "succeeded, booking expired, refund None",
+        ),
+        # A provider charge no payment knows of: an effect not recorded.
+        ("UPDATE core_payment SET intent_id = 'pi_other' WHERE refund_status IS NULL", "provider charge"),
+        # A confirmed booking of a paying show without its charge.
+        ("DELETE FROM core_payment WHERE refund_status IS NULL", "0 kept charges"),
+        # The provider refunded what the payment says it did not.
+        ("UPDATE core_fakecharge SET refunded_amount = 1 WHERE refund_id IS NULL", "the provider says"),
+        # A held booking long past its deadline.
+        (
+            "UPDATE core_booking SET status = 'held', hold_expires_at = now() - interval '1 minute'"
+            " WHERE status = 'expired'",
+            "still held long past its deadline",
+        ),
+    ],
+    ids=["kept-without-seats", "unknown-charge", "confirmed-unpaid", "ledger-disagrees", "held-past-deadline"],
+)
+def test_each_broken_payment_guarantee_is_named(paid, corruption, named):
+    execute(connection, corruption)
+    found = payment_violations(connection)
+    assert any(named in violation for violation in found), found

@@ -34,6 +34,7 @@ PENDING = {
     "lines": [],
     "hold_expires_at": None,
     "offer": False,
+    "refund": None,
 }
 ERROR = {"code": "not_found", "message": "Not found.", "details": {}}
 

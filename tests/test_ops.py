@@ -75,7 +75,16 @@ def test_swagger_json_is_valid_and_lists_every_route(api):
         "/screens/{screen_id}",
         "/bookings",
         "/bookings/{booking_id}",
+        "/bookings/{booking_id}/pay",
+        "/payments/webhook",
         "/users/{user_id}/bookings",
+        "/bookings/{booking_id}/tickets",
+        "/tickets/{code}/qr.png",
+        "/checkins",
+        "/bookings/{booking_id}/confirm",
+        "/shows/{show_id}/waitlist",
+        "/waitlist",
+        "/waitlist/{entry_id}",
     }
     assert spec["basePath"] == "/api/v1"
     assert spec["securityDefinitions"]["Bearer"]["in"] == "header"
@@ -83,6 +92,11 @@ def test_swagger_json_is_valid_and_lists_every_route(api):
     assert {"202", "400", "401", "409"} <= set(create["responses"])
     assert "Location" in create["responses"]["202"]["headers"]
     assert spec["paths"]["/movies"]["get"]["security"] == []
+    # The QR image is loaded by an <img> tag: no token, and a PNG (its errors JSON).
+    qr = spec["paths"]["/tickets/{code}/qr.png"]["get"]
+    assert qr["security"] == []
+    assert qr["produces"] == ["image/png", "application/json"]
+    assert qr["responses"]["200"]["schema"] == {"type": "file"}
 
 
 @pytest.mark.parametrize("path", ["/swagger/", "/redoc/"])

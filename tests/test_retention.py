@@ -8,7 +8,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from booking_api.config.celery import app
-from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
+from core.models import BookedSeat, Booking, BookingLine, RefreshTokenFamily, Show
 from core.services.retention import bookings_purge_old
 from tests.factories import PASSWORD, ShowFactory, UserFactory
 from workers import maintenance
@@ -27,6 +27,10 @@ def _booking(show, user, status, *seats):
     )
     if status == "confirmed":
         BookedSeat.objects.bulk_create(BookedSeat(show=show, booking=booking, seat_label=label) for label in seats)
+        BookingLine.objects.bulk_create(
+            BookingLine(booking=booking, seat_label=label, seat_category="standard", ticket_type="adult", amount=1)
+            for label in seats
+        )
     return booking
 
 
@@ -57,6 +61,7 @@ def test_bookings_of_shows_past_the_retention_go_with_their_seats_in_batches(his
     assert set(Booking.objects.values_list("pk", flat=True)) == {b.pk for b in history["kept"]}
     assert not BookedSeat.objects.filter(show=history["old"]).exists()
     assert BookedSeat.objects.count() == 2  # the recent and the future show's
+    assert BookingLine.objects.count() == 2  # their lines: the old show's went with its bookings
     assert Show.objects.filter(pk=history["old"].pk).exists(), "the show itself stays"
     assert bookings_purge_old(retention_days=365, batch_size=2) == 0
 

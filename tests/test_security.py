@@ -107,6 +107,13 @@ def _env_file(path: Path) -> dict:
         ("JWT_SIGNING_KEY", "change-me"),
         ("METRICS_TOKEN", "change-me"),
         ("METRICS_TOKEN", secrets.token_urlsafe(8)),
+        ("PAYMENT_WEBHOOK_SECRET", "change-me"),
+        ("PAYMENT_WEBHOOK_SECRET", secrets.token_urlsafe(8)),
+        ("TICKET_SIGNING_KEY", ""),
+        ("TICKET_SIGNING_KEY", "change-me"),
+        ("TICKET_SIGNING_KEY", "dev-insecure-ticket-signing-key-only-for-debug-runs"),
+        ("TICKET_SIGNING_KEY", secrets.token_urlsafe(30)),
+        ("TICKET_SIGNING_KEYS_PREVIOUS", f"{secrets.token_urlsafe(50)},change-me"),
     ],
     ids=[
         "key-template",
@@ -116,6 +123,13 @@ def _env_file(path: Path) -> dict:
         "jwt-template",
         "metrics-template",
         "metrics-short",
+        "webhook-template",
+        "webhook-short",
+        "ticket-missing",
+        "ticket-template",
+        "ticket-dev-default",
+        "ticket-short",
+        "ticket-previous-template",
     ],
 )
 def test_without_debug_a_template_or_short_secret_stops_the_start(name, value):
@@ -137,6 +151,21 @@ def test_with_debug_the_template_values_are_allowed_for_development():
     assert result.returncode == 0, result.stderr
 
 
+def test_with_debug_the_ticket_key_has_a_development_default():
+    code = SHOW_SETTINGS.replace("print(", "print(s.TICKET_SIGNING_KEY.startswith('dev-insecure'), ")
+    env = {k: v for k, v in _clean_env().items() if not k.startswith("TICKET_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings", "DJANGO_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "True"
+
+
 def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
     result = _python(
         SHOW_SETTINGS,
@@ -145,6 +174,21 @@ def test_an_empty_metrics_token_is_allowed_it_turns_the_token_off():
         METRICS_TOKEN="",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_without_debug_paying_shows_with_the_fake_provider_need_it_explicitly_allowed():
+    """The fake provider takes no money: a production that sells paying shows by default
+    must configure a real provider, or say PAYMENT_FAKE_ALLOWED=1 (a staging site)."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "booking_api.config.settings",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "BOOKING_PAYMENT_REQUIRED": "1",
+        "PAYMENT_PROVIDER": "fake",
+    }
+    refused = _python(SHOW_SETTINGS, **env, PAYMENT_FAKE_ALLOWED="0")
+    assert refused.returncode != 0
+    assert "PAYMENT_PROVIDER=fake" in refused.stderr
+    assert _python(SHOW_SETTINGS, **env, PAYMENT_FAKE_ALLOWED="1").returncode == 0
 
 
 def test_a_copy_of_env_example_does_not_start_without_debug():
@@ -164,6 +208,9 @@ def test_the_env_that_make_run_writes_is_a_development_profile_that_starts(tmp_p
     env = _env_file(tmp_path / ".env")
     assert env["DEMO_USERS"] == "1"
     assert env["DJANGO_DEBUG"] == "0"
+    # The fake payment provider charges, its webhooks signed with a fresh secret.
+    assert env["PAYMENT_FAKE_ALLOWED"] == "1"
+    assert len(env["PAYMENT_WEBHOOK_SECRET"]) >= 16
     result = _python(
         SHOW_SETTINGS.replace("print(", "print(s.DEMO_USERS, "),
         **{**env, "DJANGO_SETTINGS_MODULE": "booking_api.config.settings"},

@@ -49,8 +49,14 @@ def rest_framework(env: environ.Env) -> dict:
             "user": env.str("THROTTLE_USER", default="1200/min"),
             # Password guessing is the abuse to stop on login and signup, per client address.
             "auth": env.str("THROTTLE_AUTH", default="60/min"),
+            # The payment provider's webhooks, per sending address: not a user's requests (no
+            # token), and a provider sends in bursts, but still bounded.
+            "webhook": env.str("THROTTLE_WEBHOOK", default="3000/min"),
             # Failed logins per username, from any address (LoginUsernameThrottle).
             "login_username": env.str("THROTTLE_LOGIN_USERNAME", default="10/hour"),
+            # Check-ins per scanning account: a door with several lanes may share one account,
+            # each lane scanning a ticket a second or faster; 100/s leaves room for a stadium gate.
+            "checkin": env.str("THROTTLE_CHECKIN", default="6000/min"),
         },
         # X-Forwarded-For is trusted only for the number of proxies configured here; with 0
         # (the default) the peer address identifies the client, so rotating the header

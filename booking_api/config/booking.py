@@ -36,6 +36,10 @@ BOOKING_DRAIN_LINGER_MS = _env.int("BOOKING_DRAIN_LINGER_MS", default=250)
 # A drain that has held its worker this long while another show's wake-up waits queues its
 # show again and lets go, so that a show fed without pause cannot starve the others.
 BOOKING_DRAIN_TURN_SECONDS = _env.float("BOOKING_DRAIN_TURN_SECONDS", default=1.0)
+# A drain's turn claims up to this many ready shows of its queue and decides one batch of
+# each in ONE transaction: with many shows selling at once, a round of the line costs a few
+# transactions instead of one per show (1: one show per transaction).
+BOOKING_DRAIN_SHOWS_PER_TURN = _env.int("BOOKING_DRAIN_SHOWS_PER_TURN", default=32)
 # A booking still pending this long after acceptance is re-queued by the recovery job.
 BOOKING_RECOVERY_GRACE_SECONDS = _env.int("BOOKING_RECOVERY_GRACE_SECONDS", default=10)
 BOOKING_RECOVERY_INTERVAL_SECONDS = _env.float("BOOKING_RECOVERY_INTERVAL_SECONDS", default=5.0)
@@ -59,16 +63,53 @@ BOOKING_MAX_SEATS_PER_USER_PER_SHOW = _env.int("BOOKING_MAX_SEATS_PER_USER_PER_S
 # A user has at most this many bookings pending at once: more is a 429 `too_many_pending`.
 BOOKING_MAX_PENDING_PER_USER = _env.int("BOOKING_MAX_PENDING_PER_USER", default=5)
 
+# --- Tickets ----------------------------------------------------------------------------
+# How long a browser may keep a ticket's QR code image (seconds): it never changes, and the
+# holder reopens it at the door, perhaps offline. `private`: no shared cache stores it.
+TICKET_QR_MAX_AGE = _env.int("TICKET_QR_MAX_AGE", default=86400)
+
 # --- Holds (CONTRACT "Holds, payment, tickets, admission") --------------------------------
 # The default of a new show's `payment_required`: such a show sells in two steps, a won
 # booking is `held` until paid. Off, so that a deployment that takes no payment sells as v1.
 BOOKING_PAYMENT_REQUIRED = _env.bool("BOOKING_PAYMENT_REQUIRED", default=False)
-# How long a held booking keeps its seats unpaid (and a waiting-list offer stays open).
+# How long a held booking keeps its seats unpaid.
 BOOKING_HOLD_MINUTES = _env.float("BOOKING_HOLD_MINUTES", default=10.0)
+# How long a waiting-list offer stays open (core/services/waitlist.py): a customer who was
+# not at the screen when the seats came free needs a moment to notice; past it the seats
+# pass to the next entry. By default as long as a hold.
+WAITLIST_OFFER_MINUTES = _env.float("WAITLIST_OFFER_MINUTES", default=BOOKING_HOLD_MINUTES)
 # How often the hold expiry job runs: an unpaid hold's seats are free within about this
 # long after its deadline. The deadline itself is a PostgreSQL column, so the job may run
 # anywhere, late or twice.
 BOOKING_HOLD_SWEEP_SECONDS = _env.float("BOOKING_HOLD_SWEEP_SECONDS", default=2.0)
+
+# --- Payment (CONTRACT "Holds, payment, tickets, admission"; README "Payment") -------------
+# `fake` (development and tests: the contract's tok_* tokens) or the dotted path of a class
+# implementing core.payments.base.PaymentProvider.
+PAYMENT_PROVIDER = _env.str("PAYMENT_PROVIDER", default="fake")
+# The fake provider takes no money: without DEBUG it charges only when this says so (a
+# staging site), so that a production that forgot to configure a provider cannot give
+# tickets away (settings.py refuses to start one that sells paying shows by default).
+PAYMENT_FAKE_ALLOWED = _env.bool("PAYMENT_FAKE_ALLOWED", default=False)
+# The provider's webhooks are HMAC-signed with this; empty refuses every webhook. Without
+# DEBUG a template or short value stops the start (settings.py).
+PAYMENT_WEBHOOK_SECRET = _env.str("PAYMENT_WEBHOOK_SECRET", default="")
+# A webhook signed longer ago than this (or that far in the future) is refused: a replay.
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = _env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# The fake's asynchronous tokens are decided this long after the charge, then POSTed to
+# this URL (this service's own webhook) by a Celery worker.
+PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS = _env.float("PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS", default=1.0)
+PAYMENT_FAKE_WEBHOOK_URL = _env.str(
+    "PAYMENT_FAKE_WEBHOOK_URL", default=f"http://127.0.0.1:{_env.int('PORT', default=8000)}/api/v1/payments/webhook"
+)
+# A payment still unsettled (or a refund not done) this long is looked up at the provider by
+# the reconciliation job, which runs every PAYMENT_RECONCILE_INTERVAL_SECONDS: a crash between
+# the provider's answer and applying it, or a lost webhook, ends confirmed or refunded.
+PAYMENT_RECONCILE_AFTER_SECONDS = _env.float("PAYMENT_RECONCILE_AFTER_SECONDS", default=30.0)
+PAYMENT_RECONCILE_INTERVAL_SECONDS = _env.float("PAYMENT_RECONCILE_INTERVAL_SECONDS", default=10.0)
+# A paid booking cancelled by its user is refunded up to this long before its show starts;
+# later the cancel is refused (409 refund_window_closed). A cancelled show refunds always.
+REFUND_CUTOFF_MINUTES = _env.float("REFUND_CUTOFF_MINUTES", default=60.0)
 
 # --- Partner webhooks (core/services/partner_events.py) ---------------------------------
 # One HTTP attempt waits at most this long (connect, send, read): a slow partner must not

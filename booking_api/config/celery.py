@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_api.config.settings")
 
 app = Celery("booking")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks", "workers.maintenance")
+app.conf.imports = ("workers.tasks", "workers.maintenance", "workers.payments")
 # The app of every thread that has none of its own: core publishes through celery.current_app.
 app.set_default()
 

@@ -192,6 +192,32 @@ METRICS_ALLOW_IPS = [str(ip_network(entry, strict=False)) for entry in env.list(
 # The shows with the most pending bookings are exported one by one; the rest only in total.
 METRICS_PENDING_TOP_SHOWS = env.int("METRICS_PENDING_TOP_SHOWS", default=10)
 
+# --- Payment: config/booking.py (imported above) -------------------------------------------
+
+# In development the fake provider charges and its webhooks are signed with a fixed secret.
+if DEBUG:
+    PAYMENT_FAKE_ALLOWED = True
+    PAYMENT_WEBHOOK_SECRET = PAYMENT_WEBHOOK_SECRET or "dev-payment-webhook-secret-only-for-debug-runs"  # noqa: F405
+# Without DEBUG, paying shows by default with the fake provider would sell tickets for fake
+# money: refused unless explicitly allowed (a staging site).
+if not DEBUG and booking.BOOKING_PAYMENT_REQUIRED and PAYMENT_PROVIDER == "fake" and not PAYMENT_FAKE_ALLOWED:  # noqa: F405
+    raise ImproperlyConfigured(
+        "BOOKING_PAYMENT_REQUIRED=1 with PAYMENT_PROVIDER=fake takes no money; configure a real provider "
+        "(README 'Plugging in a real payment provider') or set PAYMENT_FAKE_ALLOWED=1 on a staging site."
+    )
+# --- Tickets ----------------------------------------------------------------------------
+
+# Signs the ticket codes (core/tickets.py). Its own secret, not DJANGO_SECRET_KEY: rotating
+# the Django key (sessions, password resets) must not void every ticket sold, and a ticket
+# key is rotated on its own schedule. Required without DEBUG (checked below); a fixed
+# development key otherwise.
+TICKET_SIGNING_KEY = env.str(
+    "TICKET_SIGNING_KEY", default="dev-insecure-ticket-signing-key-only-for-debug-runs" if DEBUG else ""
+)
+# Rotation: former keys, comma-separated, still accepted at the door (never used to sign).
+# Drop one once the shows its tickets were sold for have passed.
+TICKET_SIGNING_KEYS_PREVIOUS = env.list("TICKET_SIGNING_KEYS_PREVIOUS", default=[])
+
 # --- Secrets ----------------------------------------------------------------------------
 
 # Without DEBUG, a secret copied from .env.example or the README, or one short enough to
@@ -202,9 +228,17 @@ if not DEBUG:
         ("JWT_SIGNING_KEY", SIMPLE_JWT["SIGNING_KEY"], secrets_policy.SECRET_KEY_MIN_LENGTH),
         # Empty is allowed: /metrics is then refused to every request without an allowed address.
         ("METRICS_TOKEN", METRICS_TOKEN or "", secrets_policy.TOKEN_MIN_LENGTH),
+        # Empty is allowed: every webhook is then refused (a deployment that takes no payment).
+        ("PAYMENT_WEBHOOK_SECRET", PAYMENT_WEBHOOK_SECRET, secrets_policy.TOKEN_MIN_LENGTH),
+        # Required: without it no ticket could be issued or checked in.
+        ("TICKET_SIGNING_KEY", TICKET_SIGNING_KEY, secrets_policy.SECRET_KEY_MIN_LENGTH),
+        *(
+            ("TICKET_SIGNING_KEYS_PREVIOUS", key, secrets_policy.SECRET_KEY_MIN_LENGTH)
+            for key in TICKET_SIGNING_KEYS_PREVIOUS
+        ),
     ):
         _weakness = _value and secrets_policy.weakness(_value, min_length=_min_length)
-        if _weakness or (_name == "DJANGO_SECRET_KEY" and not _value):
+        if _weakness or (_name in ("DJANGO_SECRET_KEY", "TICKET_SIGNING_KEY") and not _value):
             raise ImproperlyConfigured(
                 f"{_name} {_weakness or 'is empty'}; set a random value "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(50))') or DJANGO_DEBUG=1 for development."
@@ -249,7 +283,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = (
     # A show's wake-ups to the show's bookings queue (CELERY_TASK_QUEUES, core/broker.py).
     "core.broker.route_by_show",
-    {"bookings.*": {"queue": "bookings"}, "maintenance.*": {"queue": "default"}, "webhooks.*": {"queue": "default"}},
+    {
+        "bookings.*": {"queue": "bookings"},
+        "maintenance.*": {"queue": "default"},
+        "payments.*": {"queue": "default"},
+        "webhooks.*": {"queue": "default"},
+    },
 )
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -271,6 +310,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.dispatch",
         "schedule": booking.PARTNER_WEBHOOK_SWEEP_SECONDS,
         "options": {"expires": booking.PARTNER_WEBHOOK_SWEEP_SECONDS},
+    },
+    # Payments unsettled and refunds not done past PAYMENT_RECONCILE_AFTER_SECONDS: looked up
+    # at the provider and applied, so that every charge ends confirmed or refunded.
+    "reconcile-payments": {
+        "task": "payments.reconcile",
+        "schedule": booking.PAYMENT_RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": booking.PAYMENT_RECONCILE_INTERVAL_SECONDS},
     },
     # At fixed times (not every N seconds from beat's start), so that restarts cannot keep
     # postponing them.

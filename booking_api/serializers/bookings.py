@@ -6,9 +6,10 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from core.models import Booking
+from core.models import Booking, Payment
 from core.pricing import TICKET_TYPES
 from core.seating import CATEGORIES
+from core.services.payments import booking_refund
 from core.services.selling import REQUESTABLE_CATEGORIES
 
 
@@ -104,6 +105,20 @@ class BookingLineOutputSerializer(serializers.Serializer):
         ref_name = "BookingLine"
 
 
+class BookingRefundOutputSerializer(serializers.Serializer):
+    """Money given back for a booking (a paid booking cancelled, a payment that arrived after
+    the hold expired)."""
+
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2)
+    status = serializers.ChoiceField(
+        choices=Payment.RefundStatus.choices,
+        help_text="`pending`: decided, on its way through the provider; `refunded`: the provider has it.",
+    )
+
+    class Meta:
+        ref_name = "BookingRefund"
+
+
 class TicketCountsOutputSerializer(serializers.Serializer):
     """Every ticket type's count (0 when none)."""
 
@@ -143,6 +158,7 @@ BOOKING_FIELDS: dict[str, Callable[[Booking], Any]] = {
     "currency": lambda booking: booking.currency_code,
     "hold_expires_at": lambda booking: _TIMESTAMP(booking.hold_expires_at),
     "offer": lambda booking: booking.offer,
+    "refund": lambda booking: _refund(booking),
     "lines": lambda booking: [
         {
             "seat": line.seat_label,
@@ -153,6 +169,11 @@ BOOKING_FIELDS: dict[str, Callable[[Booking], Any]] = {
         for line in booking.sold_lines
     ],
 }
+
+
+def _refund(booking: Booking) -> dict | None:
+    refund = booking_refund(booking)
+    return None if refund is None else {"amount": f"{refund['amount']:.2f}", "status": str(refund["status"])}
 
 
 def booking_representation(booking: Booking) -> dict:
@@ -204,6 +225,11 @@ class BookingOutputSerializer(serializers.ModelSerializer):
     offer = serializers.BooleanField(
         read_only=True, help_text="True for a held booking offered from the show's waiting list."
     )
+    refund = BookingRefundOutputSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The refund of a paid booking that was cancelled (or paid after its hold expired); null when none.",
+    )
 
     class Meta:
         model = Booking
@@ -220,4 +246,12 @@ class BookingListQuerySerializer(serializers.Serializer):
         required=False,
         max_length=32,
         help_text="A booking reference as a person types it (any case, spaces and dashes ignored).",
+    )
+
+
+class BookingPayInputSerializer(serializers.Serializer):
+    payment_token = serializers.CharField(
+        max_length=255,
+        help_text="The payment method from the provider's client-side form. The fake provider's (development, "
+        "tests): `tok_ok`, `tok_declined`, `tok_async_ok`, `tok_async_fail`.",
     )

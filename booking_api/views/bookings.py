@@ -3,7 +3,7 @@
 import re
 
 from drf_yasg import openapi
-from drf_yasg.utils import swagger_auto_schema
+from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -22,6 +22,7 @@ from core.exceptions import ValidationFailed
 from core.polling import booking_retry_after
 from core.services.cancellation import booking_cancel
 from core.services.submission import booking_submit
+from core.services.waitlist import booking_confirm_offer
 
 TAGS = ["bookings"]
 # Printable ASCII without spaces at the ends: what a client library generates (UUIDs, ...).
@@ -153,6 +154,21 @@ class BookingDetailApi(BaseApi):
     )
     def delete(self, request, booking_id):
         return _booking_response(booking_cancel(booking_id=booking_id, user=request.user))
+
+
+class BookingConfirmApi(BaseApi):
+    @swagger_auto_schema(
+        operation_id="bookings_confirm",
+        operation_description="Take a waiting-list offer (`offer: true`, `held`) of a show without payment: "
+        "`confirmed`, its seats yours (again: 200, unchanged). 409 `hold_expired` after `hold_expires_at`, "
+        "`not_an_offer`, `payment_required` (a paying show's offer is confirmed by paying it), "
+        "`booking_cancelled`, `show_started`.",
+        tags=TAGS,
+        request_body=no_body,
+        responses={200: BookingOutputSerializer, **errors(401, 404, 409)},
+    )
+    def post(self, request, booking_id):
+        return _booking_response(booking_confirm_offer(booking_id=booking_id, user=request.user))
 
 
 class UserBookingListApi(BaseApi):

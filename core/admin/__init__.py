@@ -9,7 +9,7 @@ shrink under held seats, a deactivated movie stops selling); a refusal is a form
 # Importing the modules registers their ModelAdmins.
 from django.contrib import admin
 
-from core.admin import bookings, catalogue, webhooks  # noqa: F401
+from core.admin import bookings, catalogue, waitlist, webhooks  # noqa: F401
 
 # The index links the box-office dashboard (core/admin/box_office.py, routed in booking_api/urls.py).
 admin.site.index_template = "admin/core/index.html"

@@ -24,7 +24,9 @@ class BookingLineInline(admin.TabularInline):
     model = BookingLine
     extra = 0
     can_delete = False
-    readonly_fields = ["seat_label", "seat_category", "ticket_type", "amount"]
+    # admitted_at: when the ticket was let in at the door (POST /checkins), never edited here:
+    # admission is one conditional update (core/services/checkins.py), not a form.
+    readonly_fields = ["seat_label", "seat_category", "ticket_type", "amount", "admitted_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

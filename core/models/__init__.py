@@ -15,6 +15,8 @@ from core.models.bookings import (
     BookingLine,
 )
 from core.models.catalogue import Movie, Screen, Show, ShowPrice, TsTzRange
+from core.models.payments import FakeCharge, Payment, PaymentEvent
+from core.models.waitlist import WaitlistEntry
 from core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -24,12 +26,16 @@ __all__ = [
     "BookedSeat",
     "Booking",
     "BookingLine",
+    "FakeCharge",
     "Movie",
+    "Payment",
+    "PaymentEvent",
     "RefreshTokenFamily",
     "Screen",
     "Show",
     "ShowPrice",
     "TsTzRange",
+    "WaitlistEntry",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -10,10 +10,12 @@ from django.utils import timezone
 
 from core import metrics
 from core.exceptions import Conflict, NotFound
-from core.models import BookedSeat, Booking, Show
+from core.models import BookedSeat, Booking, BookingLine, Show
 from core.selectors import bookings_visible_to
 from core.services import partner_events
 from core.services.decisions import Reason, Status, locked_shows
+from core.services.payments import payment_refund_for_cancel
+from core.services.waitlist import waitlist_offer_freed
 
 logger = logging.getLogger("core.bookings")
 
@@ -22,9 +24,12 @@ logger = logging.getLogger("core.bookings")
 def booking_cancel(*, booking_id, user) -> Booking:
     """Cancel a booking of `user` (staff: anyone's) and free its seats in this transaction.
 
-    pending, held or confirmed -> cancelled; cancelled stays as it is. Raises NotFound when
-    the booking is not visible to the user, Conflict when it failed or expired or its show
-    has started.
+    pending, held or confirmed -> cancelled; cancelled stays as it is; a paid booking's
+    charge is refunded (core.services.payments), and the seats it held are offered to the
+    show's waiting list in this transaction (core/services/waitlist.py). Raises NotFound
+    when the booking is not visible to the user, Conflict when it failed or expired, its show
+    has started, one of its tickets was admitted (`ticket_admitted`), or
+    (`refund_window_closed`) when it is paid and its show starts within REFUND_CUTOFF_MINUTES.
     The booking's show is locked before the booking (the lock order), so a cancel queues
     behind a decision or a show's cancellation of the same show instead of deadlocking it.
     """
@@ -42,12 +47,25 @@ def booking_cancel(*, booking_id, user) -> Booking:
         raise Conflict("An expired booking cannot be cancelled.", code="booking_expired")
     if show.starts_at <= timezone.now():
         raise Conflict("The show has already started.", code="show_started")
-    # Deleting the held seats in the same transaction frees them for the very next decision.
-    BookedSeat.objects.filter(booking_id=booking.pk).delete()
+    # Someone is inside on one of its tickets: a cancel (and its refund) would take back a
+    # seat already used. Read under the booking's lock, which a check-in's share lock
+    # conflicts with (core/services/checkins.py), so no admission slips in after this look.
+    if BookingLine.objects.filter(booking_id=booking.pk, admitted_at__isnull=False).exists():
+        raise Conflict("A ticket of this booking was admitted already.", code="ticket_admitted")
+    now = timezone.now()
+    # A paid booking's charge is refunded (after this commits), or the cancel refused past the
+    # refund cutoff.
+    refund = payment_refund_for_cancel(booking=booking, show=show, now=now)
+    # Deleting the held seats in the same transaction frees them for the very next decision,
+    # after the waiting list (CONTRACT: freed seats are offered to it first).
+    freed, _ = BookedSeat.objects.filter(booking_id=booking.pk).delete()
     booking.status = Status.CANCELLED
-    booking.cancelled_at = timezone.now()
+    booking.cancelled_at = now
     booking.save(update_fields=["status", "cancelled_at"])
     partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.CANCELLED)
+    if refund is not None:
+        partner_events.booking_events_record(bookings=[booking], event=partner_events.Event.REFUNDED)
+    waitlist_offer_freed(show=show, freed=freed, now=now)
     transaction.on_commit(lambda: metrics.bookings_cancelled(1, by="user"))
     logger.info("booking cancelled", extra={"booking_id": str(booking.id), "show_id": booking.show_id})
     return booking

@@ -20,6 +20,8 @@ from core.models import SEAT_HOLDING_STATUSES, BookedSeat, Booking, Movie, Scree
 from core.seating import SeatCategories
 from core.selectors import show_has_live_bookings
 from core.services import partner_events
+from core.services.payments import payments_refund_for_show
+from core.services.waitlist import waitlist_close_show
 
 logger = logging.getLogger("core.catalogue")
 
@@ -308,7 +310,8 @@ def show_update(*, show: Show, **fields) -> Show:
 @transaction.atomic
 def show_cancel(*, show: Show) -> Show:
     """Cancel a show: its pending bookings fail (`show_cancelled`), its held and confirmed
-    ones are cancelled and their seats freed, all in one transaction.
+    ones are cancelled and their seats freed, their charges refunded (refund_pending here, the
+    provider after the commit), and its waiting list closes, all in one transaction.
 
     The show row is locked FOR NO KEY UPDATE first, like the decider does (the lock order of
     core.services.decisions), so no decision, cancel or sweep of this show can interleave
@@ -327,6 +330,7 @@ def show_cancel(*, show: Show) -> Show:
     )
     BookedSeat.objects.filter(show=show).delete()
     cancelled = live.filter(status__in=SEAT_HOLDING_STATUSES).update(status=Booking.Status.CANCELLED, cancelled_at=now)
+    waitlist_close_show(show_id=show.pk, now=now)
     # Partner webhooks: the rows the two updates set, named by what they set.
     if failed:
         partner_events.booking_events_record(
@@ -340,6 +344,9 @@ def show_cancel(*, show: Show) -> Show:
             bookings=live.filter(status=Booking.Status.CANCELLED, cancelled_at=now),
             event=partner_events.Event.CANCELLED,
         )
+    # Their charges are refunded, whatever the cutoff: the cinema cancelled (after the
+    # cancelled events: a partner hears booking.cancelled, then booking.refunded).
+    payments_refund_for_show(show_id=show.pk, now=now)
     transaction.on_commit(lambda: metrics.bookings_failed(failed, reason=Booking.FailureReason.SHOW_CANCELLED))
     transaction.on_commit(lambda: metrics.bookings_cancelled(cancelled, by="show"))
     logger.info(

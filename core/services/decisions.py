@@ -6,14 +6,15 @@ show row first (FOR NO KEY UPDATE, which leaves new bookings' foreign key checks
 only then the booking rows and their seats. Two transitions touching one booking therefore
 queue on the show row, and whichever commits first wins: none can hold a booking row while
 waiting for a show row another holds, so they never deadlock. A transaction that locks
-several shows (the sweep) takes them in id order. And every bulk status change keeps its
-status condition on the table it updates (`UPDATE booking ... WHERE status = 'pending'`,
-never `WHERE id IN (SELECT ... WHERE status = 'pending')`): after waiting for a row lock,
-PostgreSQL re-checks only the updated row, so a condition in a subquery would be judged on
-the row as it was before the wait.
+several shows (the sweep, a drain's turn of several shows) takes them in id order. And
+every bulk status change keeps its status condition on the table it updates
+(`UPDATE booking ... WHERE status = 'pending'`, never `WHERE id IN (SELECT ... WHERE
+status = 'pending')`): after waiting for a row lock, PostgreSQL re-checks only the updated
+row, so a condition in a subquery would be judged on the row as it was before the wait.
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,8 +23,9 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from core import booking_sql, db_errors, metrics
+from core.exceptions import NotFound
 from core.models import BookedSeat, Booking, Show
-from core.selectors import show_screen_and_held
+from core.selectors import shows_screen_and_held
 from core.services import partner_events, selling
 
 logger = logging.getLogger("core.bookings")
@@ -32,11 +34,12 @@ Status = Booking.Status
 Reason = Booking.FailureReason
 
 
-def locked_shows() -> QuerySet[Show]:
+def locked_shows(*, skip_locked: bool = False) -> QuerySet[Show]:
     """Shows locked FOR NO KEY UPDATE: the first lock of every booking transition (see the
     module's docstring). It conflicts with itself and with any change of the show row, not
-    with the KEY SHARE lock of a new booking's foreign key check."""
-    return Show.objects.select_for_update(no_key=True, of=("self",))
+    with the KEY SHARE lock of a new booking's foreign key check. With `skip_locked`, a
+    show whose row another transaction holds is left out instead of waited for."""
+    return Show.objects.select_for_update(no_key=True, of=("self",), skip_locked=skip_locked)
 
 
 def fail(booking: Booking, reason: str, now: datetime) -> None:
@@ -45,19 +48,31 @@ def fail(booking: Booking, reason: str, now: datetime) -> None:
     booking.decided_at = now
 
 
-def win(booking: Booking, *, show: Show, labels: list[str], now: datetime) -> None:
-    """A booking that gets its seats: confirmed, or on a paying show held until paid."""
-    booking.status = Status.HELD if show.payment_required else Status.CONFIRMED
+def win(booking: Booking, *, show: Show, labels: list[str], now: datetime, hold: timedelta | None = None) -> None:
+    """A booking that gets its seats: confirmed, or held until `now + hold` (a paying show
+    holds its winners for BOOKING_HOLD_MINUTES; a waiting-list offer gives its own `hold`)."""
+    if hold is None and show.payment_required:
+        hold = timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+    booking.status = Status.CONFIRMED if hold is None else Status.HELD
     booking.seats = labels
     booking.decided_at = now
-    if show.payment_required:
-        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
-    else:
+    if hold is None:
         booking.confirmed_at = now
+    else:
+        booking.hold_expires_at = now + hold
 
 
-def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[BookedSeat]:
-    """Set each booking's outcome in memory, oldest first; return the seats to insert."""
+def _is_open(show: Show, now: datetime) -> bool:
+    return show.status != Show.Status.CANCELLED and show.starts_at > now
+
+
+def _decide(
+    *, bookings: list[Booking], show: Show, now: datetime, screen: tuple | None, seats_of: dict[int, int]
+) -> list[BookedSeat]:
+    """Set each booking of one show's batch's outcome in memory, oldest first; return the
+    seats to insert. `screen` is the show's show_screen_and_held (with prices) and
+    `seats_of` the seats its users hold (selling.seats_by_user), both read once the show's
+    lock is held; neither is needed for a show that is cancelled or has started."""
     if show.status == Show.Status.CANCELLED:
         for booking in bookings:
             fail(booking, Reason.SHOW_CANCELLED, now)
@@ -66,12 +81,12 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
         for booking in bookings:
             fail(booking, Reason.SHOW_STARTED, now)
         return []
-
-    # Layout, held seats, seat categories and prices in one statement, read once the show's
-    # lock is held. Seat categories, per-user limits and prices: core/services/selling.py.
-    layout, taken, categories, prices = show_screen_and_held(show_id=show.pk, with_prices=True)
+    if screen is None:
+        raise NotFound("Show not found.")
+    # Seat categories, per-user limits and prices: core/services/selling.py.
+    layout, taken, categories, prices = screen
     show.explicit_prices = prices  # type: ignore[attr-defined]  # read by Show.price_list
-    seller = selling.Seller(show=show, bookings=bookings, layout=layout, categories=categories)
+    seller = selling.Seller(show=show, bookings=bookings, layout=layout, categories=categories, seats_of=seats_of)
     allocator = seller.allocator(taken)
     held: list[BookedSeat] = []
     for booking in bookings:
@@ -85,6 +100,29 @@ def _decide(*, bookings: list[Booking], show: Show, now: datetime) -> list[Booke
     return held
 
 
+# Every field the decision sets or logs: a deferred one would be fetched row by row.
+_DECIDED_COLUMNS = (
+    "id",
+    "show_id",
+    "seats",
+    "quantity",
+    "created_at",
+    "status",
+    "failure_reason",
+    "decided_at",
+    "confirmed_at",
+    "request_id",
+    "user_id",
+    "tickets",
+    "seat_category",
+    "accessible",
+    "reference",
+    "total",
+    "currency",
+    "hold_expires_at",
+)
+
+
 @transaction.atomic
 def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Booking]:
     """Decide up to `limit` pending bookings of one show, oldest accepted first.
@@ -94,54 +132,65 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
     transaction. Returns the decided bookings; an empty
     list means nothing of this show is pending.
 
-    The show row is locked FOR NO KEY UPDATE first: it serialises deciders of one show even
-    if the Redis lock expired under a paused holder, and unlike FOR UPDATE it does not block
-    new bookings, whose foreign key check only takes a KEY SHARE lock on the show. The
-    pending rows are locked FOR UPDATE, so a concurrent cancel either commits first (the
-    row no longer matches status=pending and is skipped) or waits for this decision.
+    The show row is locked FOR NO KEY UPDATE first, waiting for any transaction that holds
+    it: bookings_decide_batch for one show.
+    """
+    return bookings_decide_batch(show_ids=[show_id], limit=limit).get(show_id, [])
+
+
+@transaction.atomic
+def bookings_decide_batch(
+    *, show_ids: Sequence[int], limit: int | None = None, skip_locked: bool = False
+) -> dict[int, list[Booking]]:
+    """Decide up to `limit` pending bookings of each of `show_ids`, oldest accepted first
+    per show, all in this one transaction and a fixed number of statements however many
+    shows and bookings it decides.
+
+    Moves each from `pending` to `confirmed` (on a paying show `held`, with its deadline),
+    inserting its BookedSeat rows, or to `failed` (with a reason). Returns the decided
+    bookings by show, for every show whose row it locked (an empty list: nothing of that
+    show was pending); with `skip_locked`, a show whose row another transaction holds is
+    not waited for and is left out of the result (its bookings stay pending).
+
+    The show rows are locked FOR NO KEY UPDATE first, in id order: that serialises the
+    deciders of a show even if its Redis lock expired under a paused holder, and unlike FOR
+    UPDATE it does not block new bookings, whose foreign key check only takes a KEY SHARE
+    lock on the show. The pending rows are locked FOR UPDATE, so a concurrent cancel either
+    commits first (the row no longer matches status=pending and is skipped) or waits for
+    this decision. Layouts, held seats and prices are read once the shows' locks are held.
     """
     limit = limit or settings.BOOKING_DECIDE_BATCH
-    # The screen is read after this lock is held (in _decide), never joined here.
-    show = locked_shows().filter(pk=show_id).first()
-    if show is None:
-        return []
-    bookings = list(
-        Booking.objects.select_for_update(of=("self",))
-        .filter(show_id=show_id, status=Status.PENDING)
-        .order_by("sequence")
-        # Every field the decision sets or logs: a deferred one would be fetched row by row.
-        .only(
-            "id",
-            "show_id",
-            "seats",
-            "quantity",
-            "created_at",
-            "status",
-            "failure_reason",
-            "decided_at",
-            "confirmed_at",
-            "request_id",
-            "user_id",
-            "tickets",
-            "seat_category",
-            "accessible",
-            "reference",
-            "total",
-            "currency",
-            "hold_expires_at",
-        )[:limit]
-    )
+    # The screens are read after this lock is held, never joined here.
+    shows = {show.pk: show for show in locked_shows(skip_locked=skip_locked).filter(pk__in=show_ids).order_by("pk")}
+    if not shows:
+        return {}
+    pending = list(Booking.objects.raw(booking_sql.pending_rows_sql(_DECIDED_COLUMNS), [sorted(shows), limit]))
+    decided: dict[int, list[Booking]] = {show_id: [] for show_id in shows}
+    for booking in pending:
+        decided[booking.show_id].append(booking)
+    bookings = [booking for batch in decided.values() for booking in batch]
     if not bookings:
-        return []
+        return decided
     now = timezone.now()
-    held = _decide(bookings=bookings, show=show, now=now)
+    selling_shows = [show_id for show_id, batch in decided.items() if batch and _is_open(shows[show_id], now)]
+    screens = shows_screen_and_held(show_ids=selling_shows, with_prices=True) if selling_shows else {}
+    seats_of = selling.seats_by_user({show_id: {b.user_id for b in decided[show_id]} for show_id in selling_shows})
+    held: list[BookedSeat] = []
+    for show_id, batch in decided.items():
+        if batch:
+            held += _decide(
+                bookings=batch,
+                show=shows[show_id],
+                now=now,
+                screen=screens.get(show_id),
+                seats_of=seats_of.get(show_id, {}),
+            )
     # A reference drawn twice is drawn again (selling.with_unique_references). The same
     # statements record the partner webhooks' events (booking.confirmed / booking.failed).
     events: list[int] = []
     selling.with_unique_references(
         lambda: events.append(
             booking_sql.write_decisions(
-                show_id=show_id,
                 bookings=bookings,
                 held=held,
                 now=now,
@@ -158,7 +207,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
             "booking decided",
             extra={
                 "booking_id": str(booking.id),
-                "show_id": show_id,
+                "show_id": booking.show_id,
                 "outcome": booking.status,
                 "failure_reason": booking.failure_reason,
                 "wait_ms": round((now - booking.created_at).total_seconds() * 1000),
@@ -166,7 +215,7 @@ def booking_decide_batch(*, show_id: int, limit: int | None = None) -> list[Book
                 "request_id": booking.request_id or None,
             },
         )
-    return bookings
+    return decided
 
 
 def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], ...] = ()) -> list[Booking]:
@@ -175,7 +224,8 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
     A batch that raises an unexpected error is rolled back (its bookings stay pending) and
     the oldest pending booking is decided alone; if that raises too, the attempt is counted
     against it (see booking_record_failed_attempt), so one poison booking costs a bounded
-    number of attempts and never blocks the rest of its show.
+    number of attempts and never blocks the rest of its show. The booking returned then is
+    still pending (until its last attempt).
 
     Database outages and contention (lock or statement timeouts, deadlocks, serialization
     failures: core.db_errors) are re-raised for the caller to retry the drain later, and
@@ -202,6 +252,31 @@ def booking_decide_next(*, show_id: int, propagate: tuple[type[BaseException], .
         logger.exception("deciding a booking failed", extra={"show_id": show_id})
     booking = booking_record_failed_attempt(show_id=show_id)
     return [booking] if booking is not None else []
+
+
+def bookings_decide_next(
+    *, show_ids: Sequence[int], propagate: tuple[type[BaseException], ...] = ()
+) -> dict[int, list[Booking]]:
+    """Decide the next batch of each of several shows in one transaction
+    (bookings_decide_batch), skipping a show whose row another transaction holds; returns
+    the decided bookings by show, a skipped show left out (its bookings stay pending).
+
+    Should the shared batch raise an unexpected error (a poison booking in one of the
+    shows), it is rolled back and each show is decided on its own (booking_decide_next, in
+    id order), so that the poison booking costs its own show an attempt and the other
+    shows nothing. Outages and contention, and the `propagate` types, are re-raised as by
+    booking_decide_next; a statement timeout falls back to one show at a time too.
+    """
+    try:
+        return bookings_decide_batch(show_ids=show_ids, skip_locked=True)
+    except propagate:
+        raise
+    except Exception as exc:
+        failure = db_errors.classify(exc)
+        if failure is not None and failure is not db_errors.DbFailure.STATEMENT_TIMEOUT:
+            raise
+        logger.exception("decision batch of several shows failed; deciding them one at a time")
+    return {show_id: booking_decide_next(show_id=show_id, propagate=propagate) for show_id in sorted(show_ids)}
 
 
 def booking_record_failed_attempt(*, show_id: int) -> Booking | None:

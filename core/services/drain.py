@@ -1,15 +1,18 @@
 """Draining the shows of a bookings queue: one batch per ready show per turn, in turn.
 
 A drain is the decider task woken for a show (core/decision_queue.py). It serves every show
-of that show's bookings queue that is ready, not only its own: it claims the show ready
-longest, takes the show's Redis lock (core/show_lock.py), decides one batch (the show row
-locked in PostgreSQL, oldest accepted first), lets go of the lock and puts the show at the
-back of the line if bookings are left, then claims the next. So one worker process serves
-many shows without a task per show, and a show fed without pause gets one batch per turn
-while every other ready show gets its turn in between. A show alone in the line keeps its
-drain, batch after batch; a drain that runs out of work waits briefly for its last show's
-next booking (BOOKING_DRAIN_LINGER_MS), unless another show is ready or waits in another
-bookings queue.
+of that show's bookings queue that is ready, not only its own. A turn claims up to
+BOOKING_DRAIN_SHOWS_PER_TURN of the shows ready longest and takes their Redis locks
+(core/show_lock.py) in one round trip (a show whose lock another process holds goes to the
+back of the line), decides one batch of each in ONE transaction (the show rows locked in
+PostgreSQL, skipping those another transaction holds; oldest accepted first per show:
+bookings_decide_next), then in one more round trip lets go of the locks and puts each show
+with bookings left (or skipped) at the back of the line. A turn that claims a single show
+decides it alone, as many batches as it has while no other show is ready. So one worker
+process serves many shows without a task, or a transaction, per show, and a show fed without
+pause gets one batch per turn while every other ready show gets its turn in between. A drain
+that runs out of work waits briefly for its last show's next booking
+(BOOKING_DRAIN_LINGER_MS), unless another show is ready or waits in another bookings queue.
 
 A drain stops when no show is ready, or at its deadline (well before the task's soft time
 limit could interrupt a batch) or after its turn while another bookings queue has a wake-up
@@ -21,15 +24,17 @@ import contextlib
 import enum
 import logging
 import time
+import uuid
 
 from django.conf import settings
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
 from core import decision_queue, metrics, selectors
+from core.models import Booking
 from core.redis import redis_client
 from core.services.cancellation import bookings_expire_started
-from core.services.decisions import booking_decide_next
+from core.services.decisions import booking_decide_next, bookings_decide_next
 from core.show_lock import show_lock, show_lock_held
 
 logger = logging.getLogger("core.drain")
@@ -69,55 +74,118 @@ def drain_show(*, show_id: int, propagate: tuple[type[BaseException], ...] = ())
     started = time.monotonic()
     deadline = started + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
     turn_ends = started + settings.BOOKING_DRAIN_TURN_SECONDS
+    token = uuid.uuid4().hex
     decided, busy = 0, set[int]()
-    while (claimed := decision_queue.show_claim_next(queue=queue)) is not None:
-        current, others_ready = claimed
-        if current in busy:
-            # Round the line and back to a show found locked: this drain has served the
-            # others; the show stays ready for the retry (a drain that stopped here without
-            # retrying could leave it ready with no drain to claim it).
-            decision_queue.show_requeue(show_id=current)
-            break
-        lock = show_lock(current)
-        if not lock.acquire():
-            metrics.LOCK_BUSY.inc()
-            decision_queue.show_requeue(show_id=current)
-            busy.add(current)
-            continue
-        try:
-            count, after = _serve(
-                current,
-                lock=lock,
+    while (claimed := decision_queue.shows_claim(queue=queue, limit=_shows_per_turn(), token=token)) is not None:
+        shows, busy_now, others_ready = claimed
+        if busy_now:
+            metrics.LOCK_BUSY.inc(len(busy_now))
+        # Round the line and back to a show found locked: this drain has served the others;
+        # the show stays ready for the retry (a drain that stopped here without retrying
+        # could leave it ready with no drain to claim it).
+        round_done = bool(busy & set(busy_now))
+        busy.difference_update(shows)
+        busy.update(busy_now)
+        if len(shows) == 1:
+            decided += _serve_one(
+                shows[0],
+                token=token,
                 queue=queue,
                 others_ready=others_ready,
                 deadline=deadline,
                 turn_ends=turn_ends,
                 propagate=propagate,
             )
-        except BaseException:
-            # An outage, contention or the time limit: the caller retries later, and the
-            # show is claimable again meanwhile (not only once the claim lapses).
-            _release(lock)
-            with contextlib.suppress(RedisError):
-                decision_queue.show_requeue(show_id=current)
-            raise
-        # Let go of the lock before the show is claimable again, so that the next drain to
-        # claim it finds the lock free.
-        _release(lock)
-        decided += count
-        if after is _After.MORE:
-            decision_queue.show_requeue(show_id=current)
-        elif after is _After.DONE:
-            decision_queue.show_finish(show_id=current)
+        elif shows:
+            served = _serve_several(shows, token=token, queue=queue, propagate=propagate)
+            if served is None:
+                # Every row was held by other transactions (cancels, a sweep): do not spin.
+                time.sleep(LINGER_STEP_SECONDS)
+            else:
+                decided += served
+        if round_done:
+            break
         if _time_is_up(deadline=deadline, turn_ends=turn_ends, queue=queue):
             if decision_queue.shows_ready(queue=queue):
                 # The queue's next turn waits behind the wake-ups already queued; its shows
                 # stay ready, in order, for whichever drain takes it next.
-                decision_queue.hand_off(show_id=current)
+                decision_queue.hand_off(show_id=shows[-1] if shows else show_id)
             return decided
     if busy:
         raise ShowBusy(show_id)
     return decided
+
+
+def _shows_per_turn() -> int:
+    return max(1, settings.BOOKING_DRAIN_SHOWS_PER_TURN)
+
+
+def _serve_one(
+    current: int,
+    *,
+    token: str,
+    queue: str,
+    others_ready: bool,
+    deadline: float,
+    turn_ends: float,
+    propagate: tuple[type[BaseException], ...],
+) -> int:
+    """The turn of the one show claimed (its lock taken with `token`): see _serve."""
+    lock = show_lock(current)
+    lock.local.token = token.encode()
+    try:
+        count, after = _serve(
+            current,
+            lock=lock,
+            queue=queue,
+            others_ready=others_ready,
+            deadline=deadline,
+            turn_ends=turn_ends,
+            propagate=propagate,
+        )
+    except BaseException:
+        # An outage, contention or the time limit: the caller retries later, and the
+        # show is claimable again meanwhile (not only once the claim lapses).
+        _release(lock)
+        with contextlib.suppress(RedisError):
+            decision_queue.show_requeue(show_id=current)
+        raise
+    # Let go of the lock before the show is claimable again, so that the next drain to
+    # claim it finds the lock free.
+    _release(lock)
+    if after is _After.MORE:
+        decision_queue.show_requeue(show_id=current)
+    elif after is _After.DONE:
+        decision_queue.show_finish(show_id=current)
+    return count
+
+
+def _serve_several(
+    shows: list[int], *, token: str, queue: str, propagate: tuple[type[BaseException], ...]
+) -> int | None:
+    """One turn of several claimed and locked shows (their markers cleared by the claim):
+    one batch each, all in one transaction (bookings_decide_next). A show whose batch was
+    full goes to the back of the line, as does one whose row another transaction held (it
+    was skipped) or whose oldest booking is still pending after a failed attempt; the others
+    are finished. Returns how many it decided, or None if it could lock no show's row."""
+    try:
+        batches = bookings_decide_next(show_ids=shows, propagate=propagate)
+    except BaseException:
+        with contextlib.suppress(RedisError):
+            decision_queue.shows_settle(queue=queue, token=token, requeue=shows, finish=[])
+        raise
+    finished = [show_id for show_id in shows if show_id in batches and _finished(batches[show_id])]
+    decision_queue.shows_settle(
+        queue=queue, token=token, requeue=[show_id for show_id in shows if show_id not in finished], finish=finished
+    )
+    if not batches:
+        return None
+    return sum(len(batch) for batch in batches.values())
+
+
+def _finished(batch: list[Booking]) -> bool:
+    """Whether a turn's batch took everything that was pending when the marker was cleared."""
+    return len(batch) < settings.BOOKING_DECIDE_BATCH and all(b.status != Booking.Status.PENDING for b in batch)
 
 
 def _serve(
@@ -142,7 +210,7 @@ def _serve(
             decision_queue.clear_wake_marker(show_id=show_id)
         batch = booking_decide_next(show_id=show_id, propagate=propagate)
         decided += len(batch)
-        if others_ready and len(batch) < settings.BOOKING_DECIDE_BATCH:
+        if others_ready and _finished(batch):
             return decided, _After.DONE
         if batch:
             try:

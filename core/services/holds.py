@@ -18,6 +18,7 @@ from core import metrics
 from core.models import BookedSeat, Booking
 from core.services import partner_events
 from core.services.decisions import Status, locked_shows
+from core.services.waitlist import waitlist_offer_freed
 
 logger = logging.getLogger("core.bookings")
 
@@ -38,8 +39,10 @@ def holds_expire_due(*, now: datetime | None = None) -> int:
 @transaction.atomic
 def holds_expire_show(*, show_id: int, now: datetime) -> list[Booking]:
     """Expire the held bookings of one show whose deadline is at or before `now`: held ->
-    expired, their seats freed in this transaction. Returns the bookings expired."""
-    if not locked_shows().filter(pk=show_id).exists():
+    expired, their seats freed in this transaction and offered to the show's waiting list
+    (core/services/waitlist.py). Returns the bookings expired."""
+    show = locked_shows().filter(pk=show_id).first()
+    if show is None:
         return []
     bookings = list(
         Booking.objects.select_for_update(of=("self",)).filter(
@@ -49,11 +52,13 @@ def holds_expire_show(*, show_id: int, now: datetime) -> list[Booking]:
     if not bookings:
         return []
     ids = [booking.pk for booking in bookings]
-    BookedSeat.objects.filter(booking_id__in=ids).delete()
+    freed, _ = BookedSeat.objects.filter(booking_id__in=ids).delete()
     Booking.objects.filter(pk__in=ids, status=Status.HELD).update(status=Status.EXPIRED)
     partner_events.booking_events_record(bookings=ids, event=partner_events.Event.EXPIRED)
     for booking in bookings:
         booking.status = Status.EXPIRED
+    # The freed seats go to the waiting list first; an expired offer passes to the next entry.
+    waitlist_offer_freed(show=show, freed=freed, now=timezone.now())
     transaction.on_commit(lambda: metrics.bookings_expired(len(ids)))
     logger.info("holds expired", extra={"show_id": show_id, "count": len(ids)})
     return bookings

@@ -10,15 +10,17 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings
 
-from core.models import BookedSeat, Booking, RefreshTokenFamily, Show
+from core.models import BookedSeat, Booking, BookingLine, Payment, RefreshTokenFamily, Show, WaitlistEntry
 
 logger = logging.getLogger("core.retention")
 
 
 def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: float = 60) -> int:
     """Delete the bookings of shows that started more than `retention_days` ago, with their
-    held seats, `batch_size` bookings per transaction, until none is left or `budget_seconds`
+    held seats and sold lines, `batch_size` bookings per transaction, until none is left or `budget_seconds`
     have passed (the next run goes on). 0 days keeps everything. Returns how many went.
+
+    The waiting-list entries of those shows go too.
 
     Pending bookings are left alone (the recovery job fails them first), and rows another
     transaction holds are skipped, so concurrent runs and a late cancel never wait on each
@@ -36,7 +38,12 @@ def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: 
                 f"WITH doomed AS (SELECT b.id FROM {Booking._meta.db_table} b "  # noqa: S608  # nosec B608
                 f"JOIN {Show._meta.db_table} s ON s.id = b.show_id WHERE s.starts_at < %s AND b.status <> %s "
                 "LIMIT %s FOR UPDATE OF b SKIP LOCKED), "
-                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
+                f"seats AS (DELETE FROM {BookedSeat._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)), "
+                # Their payment records go with them (the provider keeps its own accounts).
+                f"paid AS (DELETE FROM {Payment._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)), "
+                f"lines AS (DELETE FROM {BookingLine._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)), "
+                # An offer's waiting-list entry goes with its booking (its foreign key).
+                f"offers AS (DELETE FROM {WaitlistEntry._meta.db_table} WHERE booking_id IN (SELECT id FROM doomed)) "
                 f"DELETE FROM {Booking._meta.db_table} WHERE id IN (SELECT id FROM doomed)",
                 [cutoff, str(Booking.Status.PENDING), batch_size],
             )
@@ -44,6 +51,8 @@ def bookings_purge_old(*, retention_days: int, batch_size: int, budget_seconds: 
         deleted += batch
         if batch < batch_size or time.monotonic() > deadline:
             break
+    # The entries that never got an offer: the show is long over.
+    WaitlistEntry.objects.filter(show__starts_at__lt=cutoff, booking__isnull=True).delete()
     if deleted:
         logger.info("old bookings purged", extra={"count": deleted, "older_than_days": retention_days})
     return deleted

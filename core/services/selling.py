@@ -95,6 +95,33 @@ def pending_count(user_id: int) -> int:
     return Booking.objects.filter(user_id=user_id, status__in=OPEN_STATUSES).count()
 
 
+def open_counts_locked(user_ids: Sequence[int]) -> dict[int, int]:
+    """The bookings of each user counted against BOOKING_MAX_PENDING_PER_USER, counted once
+    this transaction holds each user's pending-limit lock (the one a submission takes, see
+    core/booking_sql.py), so that no submission of theirs can slip in before it commits.
+    The locks are taken in user id order, in one statement: two transactions locking
+    overlapping users cannot deadlock."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, u) FROM (SELECT u FROM unnest(%s::int[]) u ORDER BY u) users",
+            [PENDING_LOCK_NAMESPACE, ids],
+        )
+        cursor.execute(
+            f"SELECT user_id, count(*) FROM {Booking._meta.db_table} "  # noqa: S608  # nosec B608
+            "WHERE user_id = ANY(%s) AND status = ANY(%s) GROUP BY user_id",
+            [ids, [str(status) for status in OPEN_STATUSES]],
+        )
+        return {user_id: int(n) for user_id, n in cursor.fetchall()}
+
+
+def live_seats(*, show_id: int, user_id: int) -> int:
+    """The seats `user_id` holds in the show now (held and confirmed bookings)."""
+    return seats_by_user({show_id: {user_id}}).get(show_id, {}).get(user_id, 0)
+
+
 # ---- Decision -----------------------------------------------------------------------------
 
 
@@ -111,15 +138,27 @@ class Sale:
 class Seller:
     """The selling rules for one decided batch of one show, in acceptance order."""
 
-    def __init__(self, *, show, bookings: Sequence[Booking], layout: Layout, categories: SeatCategories):
+    def __init__(
+        self,
+        *,
+        show,
+        bookings: Sequence[Booking],
+        layout: Layout,
+        categories: SeatCategories,
+        seats_of: dict[int, int] | None = None,
+    ):
         """`show` carries its explicit prices (the `explicit_prices` of core.selectors), and
-        `layout` and `categories` are its screen's, all read once the show's lock is held."""
+        `layout` and `categories` are its screen's, all read once the show's lock is held;
+        `seats_of` is the seats each user of `bookings` holds in the show (seats_by_user),
+        read here if not given."""
         self.show = show
         self.prices = show.price_list()
         self.currency = settings.BOOKING_CURRENCY
         self.max_seats = settings.BOOKING_MAX_SEATS_PER_USER_PER_SHOW
         self.layout, self.categories = layout, categories
-        self._seats_of = _live_seats_by_user(show.pk, {b.user_id for b in bookings})
+        if seats_of is None:
+            seats_of = seats_by_user({show.pk: {b.user_id for b in bookings}}).get(show.pk, {})
+        self._seats_of = dict(seats_of)
 
     def allocator(self, taken) -> SeatAllocator:
         return SeatAllocator(self.layout, taken, self.categories)
@@ -154,15 +193,24 @@ class Seller:
         )
 
 
-def _live_seats_by_user(show_id: int, user_ids: set[int]) -> dict[int, int]:
-    """Seats each of these users holds in the show now (their held and confirmed bookings)."""
+def seats_by_user(users_by_show: Mapping[int, set[int]]) -> dict[int, dict[int, int]]:
+    """Seats each of these users holds in each of these shows now (their held and confirmed
+    bookings), by show then user, in one statement."""
+    pairs = [(show_id, user_id) for show_id, users in users_by_show.items() for user_id in users]
+    if not pairs:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id, sum(cardinality(seats)) FROM {Booking._meta.db_table} "  # noqa: S608  # nosec B608
-            "WHERE user_id = ANY(%s) AND show_id = %s AND status = ANY(%s) GROUP BY user_id",
-            [list(user_ids), show_id, [str(status) for status in SEAT_HOLDING_STATUSES]],
+            f"SELECT b.show_id, b.user_id, sum(cardinality(b.seats)) FROM {Booking._meta.db_table} b "  # noqa: S608  # nosec B608
+            "JOIN unnest(%s::bigint[], %s::bigint[]) AS q(show_id, user_id) "
+            "ON b.show_id = q.show_id AND b.user_id = q.user_id "
+            "WHERE b.status = ANY(%s) GROUP BY b.show_id, b.user_id",
+            [[p[0] for p in pairs], [p[1] for p in pairs], [str(status) for status in SEAT_HOLDING_STATUSES]],
         )
-        return {user_id: int(n) for user_id, n in cursor.fetchall()}
+        held: dict[int, dict[int, int]] = {}
+        for show_id, user_id, n in cursor.fetchall():
+            held.setdefault(show_id, {})[user_id] = int(n)
+        return held
 
 
 def write_sales(cursor, bookings: Sequence[Booking]) -> None:

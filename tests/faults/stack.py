@@ -63,6 +63,8 @@ class FaultStack:
         self.web, self.base_url = service.start_web(
             self.log_dir, workers=web_workers, **{**self.env, **(web_env or {})}
         )
+        # The fake payment provider's workers deliver its webhooks to this web process.
+        self.env.setdefault("PAYMENT_FAKE_WEBHOOK_URL", f"{self.base_url}/api/v1/payments/webhook")
         for name in workers:
             self.start_worker(name, concurrency=concurrency)
         if beat:
@@ -117,7 +119,7 @@ class FaultStack:
         # The password is the one inserted above: tokens carry its fingerprint (CHECK_REVOKE_TOKEN).
         return [str(AccessToken.for_user(SimpleNamespace(id=pk, is_active=True, password="!"))) for pk in ids]
 
-    def create_show(self, *, rows: int, seats_per_row: int) -> dict:
+    def create_show(self, *, rows: int, seats_per_row: int, payment_required: bool = False) -> dict:
         """A movie, a screen and a show tomorrow, created over HTTP by a staff user. The screen
         sells like a cinema's (see seat_categories) and the show has a child price."""
         (token,) = self.tokens(1, staff=True)
@@ -135,6 +137,7 @@ class FaultStack:
                 "starts_at": starts_at,
                 "price": "9.50",
                 "prices": [{"ticket_type": "child", "seat_category": "standard", "amount": "6.00"}],
+                "payment_required": payment_required,
             }
             return _ok(c.post("/api/v1/shows", json=show))
 

@@ -20,7 +20,9 @@ final states they polled):
 - selling: no user holds more than BOOKING_MAX_SEATS_PER_USER_PER_SHOW seats of the show
   (the replay applies the limit too, and the screen's seat categories); a confirmed booking
   has a unique reference and one line per held seat at the show's price for its ticket type
-  and seat category, and its total is their sum.
+  and seat category, and its total is their sum;
+- tickets: an admitted ticket belongs to a confirmed booking (a cancel never takes back a
+  used ticket, a void ticket never admits).
 
 `conn` is any DB-API connection whose cursors are context managers and take %s parameters:
 Django's `connection` or a psycopg2 connection to a private cluster.
@@ -136,6 +138,7 @@ def show_violations(
         if not violations:
             violations += _serial_replay(show_id, bookings, requests, layout=layout, categories=categories)
     violations += _selling_violations(conn, show_id)
+    violations += ticket_violations(conn, show_id)
     if timings:
         violations += _first_accepted_first_decided([b[0] for b in bookings], timings)
     statuses = Counter(b[1] for b in bookings)
@@ -149,6 +152,18 @@ def show_violations(
         "sold_out": held == capacity,
     }
     return violations, facts
+
+
+def ticket_violations(conn, show_id: int) -> list[str]:
+    """Admitted tickets of the show whose booking is not confirmed."""
+    void = rows(
+        conn,
+        "SELECT line.booking_id::text, booking.status, line.seat_label FROM core_bookingline line"
+        " JOIN core_booking booking ON booking.id = line.booking_id"
+        " WHERE booking.show_id = %s AND line.admitted_at IS NOT NULL AND booking.status <> 'confirmed'",
+        show_id,
+    )
+    return [f"booking {pk}: {status}, yet its ticket {seat} was admitted" for pk, status, seat in void]
 
 
 def check_guarantees(conn, requests: dict[str, dict], *, timings: dict | None = None) -> dict:
@@ -302,3 +317,77 @@ def check_drain_order(conn, show_id: int) -> list[str]:
 def unique_violations(pg_log: str) -> list[str]:
     """Lines of the PostgreSQL log where the unique seat constraint refused a second holder."""
     return [line for line in pg_log.splitlines() if "booked_seat_unique_per_show" in line]
+
+
+def payments_settled(conn) -> bool:
+    """No payment is still being decided and no refund is still on its way."""
+    ((open_,),) = rows(
+        conn,
+        "SELECT count(*) FROM core_payment WHERE status IN ('created', 'processing') OR refund_status = 'pending'",
+    )
+    return open_ == 0
+
+
+def payment_violations(conn, *, now_settled: bool = True) -> list[str]:
+    """The payment guarantees, in SQL, over every booking of the database:
+    - one effect per charge: every provider charge (the fake's ledger) belongs to exactly one
+      payment, and a payment to at most one charge;
+    - no charge without a confirmed booking or a refund: every succeeded payment is either the
+      one kept charge of a confirmed booking or refunded (pending while `now_settled` is off),
+      and the fake's ledger gave back exactly what was refunded;
+    - a confirmed booking of a paying show has exactly one kept charge, of its total;
+    - a held booking has a deadline in the future (once everything settled: none is held past
+      its deadline for longer than the expiry job's interval), and holds its seats."""
+    violations = []
+    for intent, n in rows(
+        conn,
+        "SELECT f.intent_id, count(p.id) FROM core_fakecharge f LEFT JOIN core_payment p"
+        " ON p.intent_id = f.intent_id GROUP BY f.intent_id HAVING count(p.id) <> 1 LIMIT 5",
+    ):
+        violations.append(f"provider charge {intent}: {n} payments")
+    for (key,) in rows(
+        conn,
+        "SELECT idempotency_key FROM core_fakecharge GROUP BY idempotency_key HAVING count(*) > 1 LIMIT 5",
+    ):
+        violations.append(f"provider idempotency key {key}: charged twice")
+    for pk, booking_status, refund in rows(
+        conn,
+        "SELECT p.id::text, b.status, p.refund_status FROM core_payment p JOIN core_booking b ON b.id = p.booking_id"
+        # IS NOT DISTINCT FROM: a NULL refund_status must make the condition false, never NULL.
+        " WHERE p.status = 'succeeded' AND NOT ((b.status = 'confirmed' AND p.refund_status IS NULL)"
+        " OR p.refund_status IS NOT DISTINCT FROM 'refunded'"
+        " OR (p.refund_status IS NOT DISTINCT FROM 'pending' AND NOT %s)) LIMIT 5",
+        now_settled,
+    ):
+        violations.append(f"payment {pk}: succeeded, booking {booking_status}, refund {refund}")
+    for pk, charged, refunded in rows(
+        conn,
+        "SELECT p.id::text, f.status, f.refunded_amount FROM core_payment p JOIN core_fakecharge f"
+        " ON f.intent_id = p.intent_id WHERE (p.refund_status IS NOT DISTINCT FROM 'refunded')"
+        " <> (f.refunded_amount > 0) OR (p.status NOT IN ('created', 'processing')"
+        " AND (p.status = 'succeeded') <> (f.status = 'succeeded')) LIMIT 5",
+    ):
+        violations.append(f"payment {pk}: the provider says {charged}, refunded {refunded}")
+    for pk, kept in rows(
+        conn,
+        "SELECT b.id::text, count(p.id) FILTER (WHERE p.status = 'succeeded' AND p.refund_status IS NULL"
+        " AND p.amount = b.total) FROM core_booking b JOIN core_show s ON s.id = b.show_id"
+        " LEFT JOIN core_payment p ON p.booking_id = b.id WHERE s.payment_required AND b.status = 'confirmed'"
+        " GROUP BY b.id HAVING count(p.id) FILTER (WHERE p.status = 'succeeded' AND p.refund_status IS NULL"
+        " AND p.amount = b.total) <> 1 LIMIT 5",
+    ):
+        violations.append(f"booking {pk}: confirmed on a paying show with {kept} kept charges of its total")
+    grace = "5 seconds" if now_settled else "1 year"
+    for (pk,) in rows(
+        conn,
+        "SELECT id::text FROM core_booking WHERE status = 'held' AND hold_expires_at < now() - %s::interval LIMIT 5",
+        grace,
+    ):
+        violations.append(f"booking {pk}: still held long past its deadline")
+    for (pk,) in rows(
+        conn,
+        "SELECT b.id::text FROM core_booking b WHERE NOT (b.status IN ('held', 'confirmed')) AND EXISTS"
+        " (SELECT 1 FROM core_bookedseat s WHERE s.booking_id = b.id) LIMIT 5",
+    ):
+        violations.append(f"booking {pk}: not live but holds seats")
+    return violations
