@@ -20,9 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
-from django.urls import Resolver404, resolve
 
-from booking_api.views import ops
 from core.models import BookedSeat, Booking, Show, ShowPrice
 from core.services.holds import holds_expire_due
 from tests.browser import ARTIFACTS, in_browser
@@ -39,15 +37,6 @@ PHONE = {"width": 390, "height": 844}
 DECIDED_MS = 30_000
 # Prices and times as the assertions spell them.
 PAGE_OPTIONS = {"locale": "en-US", "timezone_id": "UTC"}
-
-
-def _route_exists(suffix: str) -> bool:
-    """Whether /api/v1/bookings/{id}/<suffix> is served (pay and tickets come with issue 13;
-    until then the page says tickets are not available and the pay steps are not walked)."""
-    try:
-        return resolve(f"/api/v1/bookings/{uuid.uuid4()}/{suffix}").func is not ops.not_found
-    except Resolver404:
-        return False
 
 
 class Watch:
@@ -73,17 +62,13 @@ class Watch:
             self.refusals.append((response.request.method, route, response.status))
 
 
-def expected_refusals(*refusals) -> list[tuple[str, str, int]]:
-    """`refusals`, and the tickets' 404 while that route is not served (the page says so)."""
-    missing = [] if _route_exists("tickets") else [("GET", "/api/v1/bookings/{id}/tickets", 404)]
-    return [*refusals, *missing]
-
-
-def shot(page, name: str, *, full_page: bool = False) -> None:
+def shot(page, name: str, *, full_page: bool = False, docs: bool = True) -> None:
+    """A screenshot in test-artifacts/booking-page/; with UPDATE_SCREENSHOTS=1 also the
+    README's copy (`docs`: the README shows it)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+    if docs and os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"booking-page-{name}.png")
 
@@ -172,7 +157,6 @@ def priced_show(live_stack):
 def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chromium, live_stack, priced_show):
     show = priced_show
     user = UserFactory()
-    tickets = _route_exists("tickets")
 
     def drive(page):
         watch = Watch(page)
@@ -203,7 +187,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
             reference = page.locator(".status-box .reference").inner_text()
             total = page.locator(".total strong").inner_text()
             lines = page.locator("table.lines tbody tr").all_inner_texts()
-            qr_widths = wait_for_images(page, "img.qr") if tickets else None
+            qr_widths = wait_for_images(page, "img.qr")
             shot(page, "booking-confirmed", full_page=True)
 
             page.get_by_role("link", name="My bookings", exact=True).click()
@@ -228,7 +212,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
 
     seen = in_browser(chromium, drive, viewport=LAPTOP, **PAGE_OPTIONS)
     assert seen["problems"] == []
-    assert seen["refusals"] == expected_refusals()
+    assert seen["refusals"] == []
     assert seen["title"] == "The Last Projectionist · Cinema"
     booking = Booking.objects.get(user=user)
     assert booking.status == Booking.Status.CANCELLED
@@ -247,9 +231,8 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
         "C4 Standard Adult €10.00",
         "C5 Standard Child €6.00",
     ]
-    if tickets:
-        assert seen["qr_widths"], "no QR image"
-        assert all(seen["qr_widths"]), seen["qr_widths"]
+    assert len(seen["qr_widths"]) == 2, "one QR image per seat"
+    assert all(seen["qr_widths"]), seen["qr_widths"]
     assert not BookedSeat.objects.filter(booking=booking).exists()
     violations, _ = show_violations(connection, show.pk)
     assert violations == []
@@ -261,7 +244,6 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
     show = priced_show
     Show.objects.filter(pk=show.pk).update(payment_required=True)
     user = UserFactory()
-    pay = _route_exists("pay")
 
     def drive(page):
         watch = Watch(page)
@@ -276,8 +258,6 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
             seen["countdown"] = page.locator(".countdown").inner_text()
             seen["pay_button"] = page.get_by_role("button", name=re.compile("^Pay")).inner_text()
             shot(page, "booking-held", full_page=True)
-            if not pay:
-                return seen
             # A declined card leaves the booking held, and says so.
             page.get_by_label(re.compile("declined")).check()
             page.get_by_role("button", name=re.compile("^Pay")).click()
@@ -288,8 +268,8 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
             page.get_by_label(re.compile("pays at once")).check()
             page.get_by_role("button", name=re.compile("^Pay")).click()
             badge(page, "Confirmed").wait_for(timeout=DECIDED_MS)
-            seen["qr"] = wait_for_images(page, "img.qr") if _route_exists("tickets") else None
-            shot(page, "tickets", full_page=True)
+            seen["qr"] = wait_for_images(page, "img.qr")
+            shot(page, "paid-tickets", full_page=True, docs=False)
             page.get_by_role("link", name="My bookings", exact=True).click()
             page.locator(".booking-item .badge", has_text="Confirmed").wait_for()
             return seen
@@ -304,17 +284,11 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
     booking = Booking.objects.get(user=user)
     assert booking.seats == ["F5"]
     assert booking.total == Decimal("12.00")
-    if not pay:
-        assert seen["refusals"] == []
-        assert booking.status == Booking.Status.HELD
-        assert booking.hold_expires_at is not None
-        pytest.skip("POST /bookings/{id}/pay (issue 13) is not served yet: the hold was shown, not paid")
-    assert seen["refusals"] == expected_refusals(("POST", "/api/v1/bookings/{id}/pay", 402))
+    assert seen["refusals"] == [("POST", "/api/v1/bookings/{id}/pay", 402)]
     assert "declined" in seen["declined"].lower()
     assert seen["held_after_decline"]
-    if seen["qr"] is not None:
-        assert seen["qr"], "no QR image"
-        assert all(width > 0 for width in seen["qr"]), seen["qr"]
+    assert len(seen["qr"]) == 1, "one QR image per seat"
+    assert all(width > 0 for width in seen["qr"]), seen["qr"]
     assert booking.status == Booking.Status.CONFIRMED
     violations, _ = show_violations(connection, show.pk)
     assert violations == []
@@ -395,7 +369,7 @@ def test_on_a_phone_with_the_keyboard_only(chromium, live_stack, priced_show):
 
     seen = in_browser(chromium, drive, viewport=PHONE, is_mobile=True, has_touch=True, **PAGE_OPTIONS)
     assert seen["problems"] == []
-    assert seen["refusals"] == expected_refusals()
+    assert seen["refusals"] == []
     assert seen["first"] == "A1"
     assert seen["picked"] == ["C3", "C4"]
     assert seen["focused"]["outlineStyle"] == "solid"
@@ -547,8 +521,6 @@ def test_a_card_that_confirms_a_moment_later_is_followed_until_confirmed(chromiu
     show = priced_show
     Show.objects.filter(pk=show.pk).update(payment_required=True)
     user = UserFactory()
-    if not _route_exists("pay"):
-        pytest.skip("POST /bookings/{id}/pay (issue 13) is not served yet")
 
     def drive(page):
         watch = Watch(page)
@@ -564,7 +536,7 @@ def test_a_card_that_confirms_a_moment_later_is_followed_until_confirmed(chromiu
             page.get_by_role("button", name=re.compile("^Pay")).click()
             page.locator(".status-box", has_text="The payment is being processed").wait_for()
             badge(page, "Confirmed").wait_for(timeout=DECIDED_MS)
-            qr = wait_for_images(page, "img.qr") if _route_exists("tickets") else None
+            qr = wait_for_images(page, "img.qr")
             overflow = horizontal_overflow(page)
             return {"qr": qr, "overflow": overflow, "problems": watch.problems, "refusals": watch.refusals}
         except Exception:
@@ -573,11 +545,10 @@ def test_a_card_that_confirms_a_moment_later_is_followed_until_confirmed(chromiu
 
     seen = in_browser(chromium, drive, viewport=PHONE, is_mobile=True, has_touch=True, **PAGE_OPTIONS)
     assert seen["problems"] == []
-    assert seen["refusals"] == expected_refusals()
+    assert seen["refusals"] == []
     assert seen["overflow"] == 0
-    if seen["qr"] is not None:
-        assert len(seen["qr"]) == 2
-        assert all(width > 0 for width in seen["qr"]), seen["qr"]
+    assert len(seen["qr"]) == 2, "one QR image per seat"
+    assert all(width > 0 for width in seen["qr"]), seen["qr"]
     booking = Booking.objects.get(user=user)
     assert booking.status == Booking.Status.CONFIRMED
     assert booking.seats == ["B2", "B3"]
