@@ -238,7 +238,7 @@ def test_a_customer_books_on_the_seat_map_sees_it_confirmed_and_cancels_it(chrom
     assert violations == []
 
 
-def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr_codes(
+def test_a_paying_show_holds_the_seats_until_paid_shows_the_qr_codes_and_refunds_a_cancel(
     chromium, live_stack, priced_show
 ):
     show = priced_show
@@ -271,7 +271,13 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
             seen["qr"] = wait_for_images(page, "img.qr")
             shot(page, "paid-tickets", full_page=True, docs=False)
             page.get_by_role("link", name="My bookings", exact=True).click()
-            page.locator(".booking-item .badge", has_text="Confirmed").wait_for()
+            item = page.locator(".booking-item", has=page.locator(".badge", has_text="Confirmed"))
+            # Cancelled well before the show: the payment is refunded through the provider.
+            item.get_by_role("link").click()
+            page.get_by_role("button", name="Cancel booking").click()
+            page.get_by_role("button", name="Yes, cancel it").click()
+            badge(page, "Cancelled").wait_for()
+            seen["refund"] = page.locator(".status-box", has_text="Refund").inner_text()
             return seen
         except Exception:
             failure_artifacts(page, "pay")
@@ -289,7 +295,9 @@ def test_a_paying_show_holds_the_seats_until_the_customer_pays_then_shows_the_qr
     assert seen["held_after_decline"]
     assert len(seen["qr"]) == 1, "one QR image per seat"
     assert all(width > 0 for width in seen["qr"]), seen["qr"]
-    assert booking.status == Booking.Status.CONFIRMED
+    assert booking.confirmed_at is not None
+    assert booking.status == Booking.Status.CANCELLED
+    assert re.search(r"Refund: €12\.00 \(\w+\)\.", seen["refund"]), seen["refund"]
     violations, _ = show_violations(connection, show.pk)
     assert violations == []
 
