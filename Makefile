@@ -27,6 +27,7 @@ run: install .env
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --with-users
 	@echo ""
+	@echo "  Booking  http://127.0.0.1:$(PORT)/"
 	@echo "  API      http://127.0.0.1:$(PORT)/api/v1/"
 	@echo "  Swagger  http://127.0.0.1:$(PORT)/swagger/   (ReDoc: /redoc/, schema: /swagger.json)"
 	@echo "  Admin    http://127.0.0.1:$(PORT)/admin/     (admin / admin-pass-123)"

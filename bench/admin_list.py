@@ -10,9 +10,7 @@ statements issued. `make bench-admin` runs it with ROWS=5000000.
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 SCENARIOS = {
@@ -48,42 +46,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (re-runs then skip seeding)")
     args = parser.parse_args()
 
-    import psycopg2
-    from psycopg2 import sql
+    from bench.large_db import bench_superuser, drop_bench_database, open_bench_database
 
-    db_name = os.environ.get("BENCH_DB_NAME", "booking_bench")
-    if not db_name.startswith("booking_bench"):
-        sys.exit("BENCH_DB_NAME must start with booking_bench (the benchmark drops it).")
-    base = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/booking").rsplit("/", 1)[0]
-    admin = psycopg2.connect(f"{base}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name])
-        exists = cur.fetchone() is not None
-        if exists and not args.keep:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        if not exists or not args.keep:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
-    os.environ["DATABASE_URL"] = f"{base}/{db_name}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
+    open_bench_database(keep=args.keep)
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.test.utils import CaptureQueriesContext
 
     from tests.factories import ShowFactory, UserFactory
 
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    user_model = get_user_model()
-    superuser = user_model.objects.filter(username="bench-admin").first()
-    if superuser is None:
-        superuser = user_model.objects.create_superuser("bench-admin", "bench-admin@example.com", "bench-pass-123")
+    superuser, new_database = bench_superuser()
+    if new_database:
         users = [UserFactory().pk for _ in range(200)]
         shows = [ShowFactory().pk for _ in range(500)]
         started = time.monotonic()
@@ -112,11 +85,8 @@ def main() -> None:
             assert response.status_code == 200, url
         slowest = max(float(q["time"]) for q in queries.captured_queries) * 1000
         print(f"| {name} | {statistics.median(timings):.0f} | {len(queries)} | {slowest:.0f} |")
-    connection.close()
     if not args.keep:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
-    admin.close()
+        drop_bench_database()
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ no index covers: a scan of the table). Prints the median of five runs of each.
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 NAIVE = """
@@ -57,47 +55,22 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (re-runs then skip seeding)")
     args = parser.parse_args()
 
-    import psycopg2
-    from psycopg2 import sql
+    from bench.large_db import bench_superuser, drop_bench_database, open_bench_database
 
-    db_name = os.environ.get("BENCH_DB_NAME", "booking_bench")
-    if not db_name.startswith("booking_bench"):
-        sys.exit("BENCH_DB_NAME must start with booking_bench (the benchmark drops it).")
-    base = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/booking").rsplit("/", 1)[0]
-    admin = psycopg2.connect(f"{base}/postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name])
-        exists = cur.fetchone() is not None
-        if exists and not args.keep:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        if not exists or not args.keep:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
-    os.environ["DATABASE_URL"] = f"{base}/{db_name}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-
-    import django
-
-    django.setup()
+    open_bench_database(keep=args.keep)
     from datetime import timedelta
 
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from core.box_office import _day_bounds
     from core.models import Show
     from tests.factories import ShowFactory, UserFactory
 
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    user_model = get_user_model()
-    superuser = user_model.objects.filter(username="bench-admin").first()
-    if superuser is None:
-        superuser = user_model.objects.create_superuser("bench-admin", "bench-admin@example.com", "bench-pass-123")
+    superuser, new_database = bench_superuser()
+    if new_database:
         users = [UserFactory().pk for _ in range(200)]
         first = timezone.now().replace(hour=18, minute=0, second=0, microsecond=0) + timedelta(days=1)
         shows = [ShowFactory(starts_at=first + timedelta(days=n // 2, hours=3 * (n % 2))).pk for n in range(500)]
@@ -137,11 +110,8 @@ def main() -> None:
 
     naive()
     print(f"| naive: the day's figures by decision time (no index: a scan) | {median_ms(naive):.0f} | 1 | |")
-    connection.close()
     if not args.keep:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
-    admin.close()
+        drop_bench_database()
 
 
 if __name__ == "__main__":

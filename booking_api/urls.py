@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from booking_api import admin_login
 from booking_api.metrics import metrics_view
 from booking_api.openapi import API_INFO, SchemaGenerator
-from booking_api.views import auth, bookings, catalogue, ops, payments, tickets, waitlist
+from booking_api.views import auth, bookings, catalogue, ops, page, payments, tickets, waitlist
 from core.admin import box_office
 
 
@@ -71,6 +71,8 @@ schema_view = get_schema_view(
 )
 
 urlpatterns = [
+    # The customer booking page: a static app on the public API (booking_api/views/page.py).
+    path("", page.booking_page, name="booking-page"),
     path("api/v1/", include(api_v1)),
     path("swagger.json", schema_view.without_ui(cache_timeout=0), {"format": ".json"}, name="schema-json"),
     path("swagger.yaml", schema_view.without_ui(cache_timeout=0), {"format": ".yaml"}, name="schema-yaml"),

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from core.redis import redis_client
-from tests import openapi_check, pgbouncer, rabbitmq
+from tests import browser, openapi_check, pgbouncer, rabbitmq
 from tests import settings as test_settings
 from tests.factories import ScreenFactory, ShowFactory, UserFactory
 from tests.harness import procs, service
@@ -151,6 +151,12 @@ def screen(db):
 @pytest.fixture
 def show(db, screen):
     return ShowFactory(screen=screen)
+
+
+@pytest.fixture
+def chromium():
+    """Debian's /usr/bin/chromium for the browser tests (tests/browser.py), or a skip saying why."""
+    return browser.chromium_or_skip()
 
 
 # ---- end-to-end: real gunicorn and Celery worker processes -------------------------------

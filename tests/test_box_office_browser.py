@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.browser import ARTIFACTS, in_browser
 from tests.factories import PASSWORD, ScreenFactory, ShowFactory, UserFactory
 from tests.harness.polling import poll_until_final
-from tests.test_swagger_browser import ARTIFACTS, chromium, in_browser  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +20,7 @@ def _book(client, body) -> dict:
     return poll_until_final(client, accepted.json()["id"])
 
 
-def test_the_dashboard_charts_a_small_sale_and_refreshes_in_place(live_stack, chromium):  # noqa: F811
+def test_the_dashboard_charts_a_small_sale_and_refreshes_in_place(live_stack, chromium):
     staff = UserFactory(is_staff=True, is_superuser=True)
     show = ShowFactory(screen=ScreenFactory(rows=2, seats_per_row=5), starts_at=timezone.now() + timedelta(hours=3))
     buyers = [UserFactory() for _ in range(3)]

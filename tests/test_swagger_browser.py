@@ -1,61 +1,19 @@
 """Swagger UI in a real browser: log in, Authorize, book with "Try it out", see the 202.
 
-Headless Chromium from Debian (`make test` installs it with apt-get when it is missing),
-driven by Playwright without Playwright's own browser download. The screenshots land in
-test-artifacts/ (gitignored).
+Headless Chromium from Debian (tests/browser.py). The screenshots land in test-artifacts/
+(gitignored).
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from core.models import Booking
+from tests.browser import ARTIFACTS, TIMEOUT_MS, in_browser
 from tests.factories import PASSWORD, ShowFactory, UserFactory
-from tests.harness.procs import ROOT
 from tests.harness.service import start_web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: `make test` installs Debian's chromium with apt-get when it can")
-    return CHROMIUM
-
-
-def in_browser(chromium: Path, drive):
-    """Run `drive(page)` in headless Chromium, in a thread of its own: Playwright's sync API
-    runs an event loop, and Django refuses database calls in a thread that has one."""
-    from playwright.sync_api import sync_playwright
-
-    def run():
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1800})
-                page.set_default_timeout(TIMEOUT_MS)
-                return drive(page)
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=120)
 
 
 @pytest.fixture

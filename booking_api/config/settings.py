@@ -76,7 +76,8 @@ ASGI_APPLICATION = "booking_api.config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The customer booking page's template (booking_api is the HTTP layer, not an app).
+        "DIRS": [BASE_DIR / "booking_api" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -367,6 +368,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The booking page's script and styles (booking_api/static/booking_page/), beside the apps' own.
+STATICFILES_DIRS = [BASE_DIR / "booking_api" / "static"]
 # WhiteNoise serves the admin's and Swagger UI's assets from gunicorn; finders let it serve
 # them straight from the installed apps when collectstatic has not run (tests, dev).
 WHITENOISE_USE_FINDERS = True
