@@ -12,6 +12,7 @@ settings are per process) against the same database, with the same tokens.
 
 import argparse
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -23,6 +24,8 @@ from pathlib import Path
 from bench.stack import ROOT, Config, create_database, drop_database
 
 KINDS = ("noop", "auth_me", "post")
+# Requests of each kind before the measured ones.
+WARM_UP = 200
 
 
 def _environ(method: str, path: str, token: str, body: dict | None = None, headers: dict | None = None) -> dict:
@@ -121,20 +124,24 @@ def measure(app, make_environ, *, requests: int, profile_path: Path | None, expe
     from pyinstrument import Profiler
     from pyinstrument.renderers import ConsoleRenderer
 
-    for i in range(min(200, requests)):
+    for i in range(min(WARM_UP, requests)):
         status = _call(app, make_environ(i))
         assert status.startswith(expect), status
+    # Every answer is checked, so that a profile is never of refusals (a 429 takes another path).
+    statuses = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for i in range(requests):
-        _call(app, make_environ(i))
+        statuses.append(_call(app, make_environ(i)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    assert all(status.startswith(expect) for status in statuses), {s for s in statuses if not s.startswith(expect)}
     result = {"requests": requests, "cpu_us": round(1e6 * cpu / requests), "wall_us": round(1e6 * wall / requests)}
     if profile_path is not None:
         profiler = Profiler(interval=0.0002)
         profiler.start()
         for i in range(requests):
-            _call(app, make_environ(i))
+            statuses[i] = _call(app, make_environ(i))
         profiler.stop()
+        assert all(status.startswith(expect) for status in statuses), {s for s in statuses if not s.startswith(expect)}
         session = profiler.last_session
         result["components_pct"] = components(session)
         profile_path.write_text(
@@ -146,15 +153,21 @@ def measure(app, make_environ, *, requests: int, profile_path: Path | None, expe
 
 
 def run_service(config: Config, out: Path, requests: int, tokens: list[str], show_id: int) -> dict:
+    from django.conf import settings
+
     from booking_api.config.wsgi import application
 
+    # No worker decides the bookings: each user submits at most BOOKING_MAX_PENDING_PER_USER
+    # of them in the whole run (main makes enough users), so that every POST is accepted.
+    posts = itertools.count()
+    per_user = settings.BOOKING_MAX_PENDING_PER_USER
     makers = {
         "noop": lambda i: _environ("GET", "/bench/noop", tokens[i % len(tokens)]),
         "auth_me": lambda i: _environ("GET", "/api/v1/auth/me", tokens[i % len(tokens)]),
         "post": lambda i: _environ(
             "POST",
             "/api/v1/bookings",
-            tokens[i % len(tokens)],
+            tokens[next(posts) // per_user],
             {"show": show_id, "quantity": 1},
             {"Idempotency-Key": str(uuid.uuid4())},
         ),
@@ -204,13 +217,17 @@ def main(argv=None) -> int:
     import django
 
     django.setup()
+    from django.conf import settings
+
     from bench import data
     from core.redis import redis_client
 
     redis_client().flushdb()
     try:
-        # Enough users that no one passes the per-user throttle.
-        users = data.make_users(max(50, 3 * args.requests // 1000), prefix="profile")
+        # Enough users that no one passes the per-user throttle, nor its pending limit in the
+        # POSTs (no user gets more than BOOKING_MAX_PENDING_PER_USER of them in the whole run).
+        posts = min(WARM_UP, args.requests) + 2 * args.requests
+        users = data.make_users(max(50, -(-posts // settings.BOOKING_MAX_PENDING_PER_USER)), prefix="profile")
         tokens = [u.token for u in users]
         show = data.make_show(rows=26, seats_per_row=200, title="Profile")
         results = run_service(config, args.out, args.requests, tokens, show.pk)
