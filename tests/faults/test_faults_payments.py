@@ -34,7 +34,9 @@ HOLD_SECONDS = 5
 SETTINGS = {
     "BOOKING_HOLD_MINUTES": HOLD_SECONDS / 60,
     "BOOKING_HOLD_SWEEP_SECONDS": 0.5,
-    "PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS": 0.5,
+    # Well past a sweep of the expiry job (0.5 s): a last-moment payer's success lands after
+    # its hold expired, not in a race with the sweep that a loaded machine decides either way.
+    "PAYMENT_FAKE_WEBHOOK_DELAY_SECONDS": 2.0,
     "PAYMENT_RECONCILE_INTERVAL_SECONDS": 1,
     "PAYMENT_RECONCILE_AFTER_SECONDS": 3,
 }
@@ -82,7 +84,7 @@ class Journey:
             # An asynchronous payment just before the deadline: it succeeds after the hold
             # expired (unless the payment's transaction commits first), and is refunded.
             deadline = datetime.fromisoformat(booking["hold_expires_at"])
-            time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() - 0.4))
+            time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() - 1.0))
             token = "tok_async_ok"
         else:
             # Most pay within the hold; some too late.
