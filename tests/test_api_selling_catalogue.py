@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from core.models import Screen, ShowPrice
+from core.models import Screen, Show, ShowPrice
 from tests.factories import MovieFactory, ScreenFactory, ShowFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +123,8 @@ def test_seed_demo_sells_a_realistic_mix():
     child = ShowPrice.objects.filter(ticket_type="child", seat_category="standard").first()
     assert child is not None
     assert child.amount < child.show.price
+    # Some shows sell in two steps (held until paid), the others confirm at once.
+    assert {show.payment_required for show in Show.objects.all()} == {True, False}
 
 
 def test_swagger_describes_the_selling_fields_and_codes(api):

@@ -138,7 +138,17 @@ class Command(BaseCommand):
                         {"ticket_type": t, "seat_category": "standard", "amount": price - off}
                         for t, off in DISCOUNTS.items()
                     ]
-                    show_create(movie=movie, screen=screen, starts_at=starts_at, price=price, prices=prices)
+                    # The IMAX evenings sell in two steps (held until paid), to try the payment
+                    # flow with the fake provider's tokens; the rest confirm at once.
+                    paying = "IMAX" in screen.name and slot >= 2
+                    show_create(
+                        movie=movie,
+                        screen=screen,
+                        starts_at=starts_at,
+                        price=price,
+                        prices=prices,
+                        payment_required=paying,
+                    )
                     created += 1
         return created
 
