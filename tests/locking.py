@@ -158,3 +158,25 @@ def breakpoint_on(table: str, event: str, condition: str = "true"):
         finally:
             release()
             execute(control, f"DROP TRIGGER test_breakpoint ON {table}; DROP FUNCTION test_breakpoint()")
+
+
+def poison_booking(booking_id, *, sqlstate: str | None = None) -> None:
+    """Make PostgreSQL refuse, on Django's connection, every attempt to confirm one booking
+    (raising with `sqlstate` when given): a poison booking. The trigger lives as long as the
+    test's transaction (or database)."""
+    errcode = f" USING ERRCODE = '{sqlstate}'" if sqlstate else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            CREATE FUNCTION test_poison() RETURNS trigger AS $$
+            BEGIN
+                IF NEW.id = %s::uuid AND NEW.status = 'confirmed' THEN
+                    RAISE EXCEPTION 'poison booking'{errcode};
+                END IF;
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER test_poison BEFORE UPDATE ON core_booking
+                FOR EACH ROW EXECUTE FUNCTION test_poison();
+            """,
+            [str(booking_id)],
+        )

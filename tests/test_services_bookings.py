@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from core.exceptions import Conflict, NotFound, ValidationFailed
@@ -14,6 +13,7 @@ from core.services.catalogue import show_cancel
 from core.services.decisions import booking_decide_batch, booking_decide_next
 from core.services.submission import booking_submit
 from tests.factories import ShowFactory, UserFactory
+from tests.locking import poison_booking
 
 pytestmark = pytest.mark.django_db
 
@@ -292,21 +292,7 @@ def test_a_poison_booking_fails_after_bounded_attempts_and_blocks_nobody(user, s
     settings.BOOKING_MAX_DECIDE_ATTEMPTS = 3
     poison = submit(user, show, seats=["A1"])
     after = [submit(user, show, quantity=1) for _ in range(3)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE FUNCTION test_poison() RETURNS trigger AS $$
-            BEGIN
-                IF NEW.id = %s::uuid AND NEW.status = 'confirmed' THEN
-                    RAISE EXCEPTION 'poison booking';
-                END IF;
-                RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER test_poison BEFORE UPDATE ON core_booking
-                FOR EACH ROW EXECUTE FUNCTION test_poison();
-            """,
-            [str(poison.pk)],
-        )
+    poison_booking(poison.pk)
     rounds = 0
     while booking_decide_next(show_id=show.pk):
         rounds += 1

@@ -12,6 +12,7 @@ from core.db_errors import is_contention, is_unavailable
 from core.models import BookedSeat, Booking
 from core.services.decisions import booking_decide_next
 from core.services.submission import booking_submit
+from tests.locking import poison_booking
 
 pytestmark = pytest.mark.django_db
 
@@ -77,20 +78,7 @@ def _poison(*, user, show, sqlstate: str):
     """A booking whose confirmation raises `sqlstate` every time (a trigger), then three more."""
     poison, _ = booking_submit(user_id=user.pk, show_id=show.pk, seats=["A1"])
     after = [booking_submit(user_id=user.pk, show_id=show.pk, quantity=1)[0] for _ in range(3)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            CREATE FUNCTION test_poison() RETURNS trigger AS $$
-            BEGIN
-                IF NEW.id = '{poison.pk}'::uuid AND NEW.status = 'confirmed' THEN
-                    RAISE EXCEPTION 'poison booking' USING ERRCODE = '{sqlstate}';
-                END IF;
-                RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER test_poison BEFORE UPDATE ON core_booking
-                FOR EACH ROW EXECUTE FUNCTION test_poison();
-            """
-        )
+    poison_booking(poison.pk, sqlstate=sqlstate)
     return poison, after
 
 

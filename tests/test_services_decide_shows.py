@@ -16,7 +16,15 @@ from core.services.cancellation import booking_cancel
 from core.services.decisions import booking_decide_batch, bookings_decide_batch, bookings_decide_next
 from core.show_lock import show_lock_key
 from tests.factories import ShowFactory, UserFactory
-from tests.locking import Background, breakpoint_on, execute, holder, pending_booking, wait_until_waiting
+from tests.locking import (
+    Background,
+    breakpoint_on,
+    execute,
+    holder,
+    pending_booking,
+    poison_booking,
+    wait_until_waiting,
+)
 
 QUEUE = "bookings-decide-shows-test"
 
@@ -83,21 +91,7 @@ def test_a_poison_booking_of_one_show_costs_the_other_shows_nothing(settings):
     poison = pending_booking(UserFactory(), poisoned, seats=["A1"])
     after = _pending(poisoned, 2)
     others = _pending(healthy, 3)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE FUNCTION test_poison() RETURNS trigger AS $$
-            BEGIN
-                IF NEW.id = %s::uuid AND NEW.status = 'confirmed' THEN
-                    RAISE EXCEPTION 'poison booking';
-                END IF;
-                RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER test_poison BEFORE UPDATE ON core_booking
-                FOR EACH ROW EXECUTE FUNCTION test_poison();
-            """,
-            [str(poison.pk)],
-        )
+    poison_booking(poison.pk)
     # The shared batch fails; each show is then decided on its own: the healthy show at once.
     first = bookings_decide_next(show_ids=[poisoned.pk, healthy.pk])
     assert [b.pk for b in first[healthy.pk]] == [b.pk for b in others]
